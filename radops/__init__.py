@@ -1,0 +1,33 @@
+"""radops: a data lake of immutable files with lineage.
+
+``import radops`` is light on purpose: boto3, openlineage and rich load when first used.
+The API lives in :mod:`radops.data_lake`.
+"""
+
+from radops.errors import (
+    ConfigError,
+    FileExistsInLakeError,
+    FileNotInLakeError,
+    IntegrityError,
+    InvalidUidError,
+    LocalStorageError,
+    RadopsError,
+    StoreError,
+)
+
+try:
+    from radops._version import __version__
+except ImportError:  # pragma: no cover - a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "ConfigError",
+    "FileExistsInLakeError",
+    "FileNotInLakeError",
+    "IntegrityError",
+    "InvalidUidError",
+    "LocalStorageError",
+    "RadopsError",
+    "StoreError",
+    "__version__",
+]

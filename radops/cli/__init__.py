@@ -1,0 +1,1 @@
+"""The ``radops`` command line: one module per command group."""

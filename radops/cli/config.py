@@ -1,0 +1,48 @@
+"""``radops config``: show and set settings."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from radops.cli._common import err, handle_errors, out, settings
+from radops.settings import write_config_value
+
+app = typer.Typer(help="Show and change radops' settings.", no_args_is_help=True)
+
+
+@app.command("show")
+@handle_errors
+def show(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Print the effective settings and where each one comes from."""
+    rows = settings(ctx).describe()
+    if as_json:
+        data = {name: {"value": value, "source": source} for name, value, source in rows}
+        out().print_json(json.dumps(data))
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("setting", "value", "source"):
+        table.add_column(column)
+    for name, value, source in rows:
+        table.add_row(name, "-" if value is None else value, source)
+    out().print(table)
+
+
+@app.command("set")
+@handle_errors
+def set_(
+    ctx: typer.Context,
+    key: str = typer.Argument(
+        ..., help="remote, s3_endpoint_url, email, cache_max_bytes or log_level."
+    ),
+    value: str = typer.Argument(..., help="The value; an empty string removes the setting."),
+) -> None:
+    """Store a setting in $RADOPS_HOME/config.toml (environment variables still win)."""
+    path = write_config_value(settings(ctx), key, value)
+    err().print(f"{key} saved in {path}", markup=False)

@@ -1,0 +1,176 @@
+"""``radops datalake``: list, add, inspect, download and free data-lake files."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from radops.cli._common import abort, err, handle_errors, lake, out, progress_bar, warn
+
+app = typer.Typer(help="Files in the data lake and in local storage.", no_args_is_help=True)
+
+_BOLD, _ITALIC, _RESET = "\x1b[1m", "\x1b[3m", "\x1b[0m"
+
+
+@app.command("ls")
+@handle_errors
+def ls(
+    ctx: typer.Context,
+    prefix: str = typer.Argument("", help="Only uids starting with this prefix."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    """List every file in the lake: local ones bold, remote-only ones italic.
+
+    Warns on stderr about local files that are out of sync with the lake.
+    """
+    data_lake = lake(ctx)
+    local = {uid for uid in data_lake.local.uids() if uid.startswith(prefix)}
+    console = out()
+    styled = console.is_terminal and not console.no_color and not as_json
+    seen = {}
+    write = sys.stdout.write
+    batch: list[str] = []
+    for meta in data_lake.files(prefix):
+        is_local = meta.key in local
+        if is_local:
+            seen[meta.key] = meta
+        if as_json:
+            batch.append(
+                json.dumps(
+                    {
+                        "uid": meta.key,
+                        "size": meta.size,
+                        "local": is_local,
+                        "created": meta.created.isoformat() if meta.created else None,
+                    }
+                )
+            )
+        elif styled:
+            batch.append(f"{_BOLD if is_local else _ITALIC}{meta.key}{_RESET}")
+        else:
+            batch.append(meta.key)
+        if len(batch) >= 1000:
+            write("\n".join(batch) + "\n")
+            batch.clear()
+    if batch:
+        write("\n".join(batch) + "\n")
+    sys.stdout.flush()
+    for problem in data_lake.local_problems(seen, only=local):
+        warn(f"local file {problem.uid!r} is out of sync: {problem.problem}")
+
+
+@app.command("add")
+@handle_errors
+def add(
+    ctx: typer.Context,
+    source: str = typer.Argument(..., help="A local file, or an http(s):// URL to download."),
+    uid: str = typer.Argument(..., help="The uid to give it in the data lake."),
+    copy: bool = typer.Option(False, "--copy", help="Copy the file into local storage (default)."),
+    move: bool = typer.Option(False, "--move", help="Move the file into local storage."),
+) -> None:
+    """Add a local file or a URL to the data lake as UID."""
+    from radops.urls import is_url
+
+    if copy and move:
+        abort("--copy and --move exclude each other", code=2)
+    data_lake = lake(ctx)
+    if is_url(source):
+        if copy or move:
+            abort("--copy and --move do not apply to a URL", code=2)
+        with progress_bar(f"downloading {source}", None) as progress:
+            meta = data_lake.add_url(source, uid, progress=progress)
+    else:
+        path = Path(source)
+        size = path.stat().st_size if path.is_file() else None
+        with progress_bar(f"uploading {uid}", size) as progress:
+            meta = data_lake.add_file(path, uid, move=move, progress=progress)
+    err().print(f"added {uid} ({meta.size} bytes) to {data_lake.store.url}", markup=False)
+
+
+@app.command("info")
+@handle_errors
+def info(
+    ctx: typer.Context,
+    uid: str = typer.Argument(..., help="The file's uid."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show a file's size, sha256, creation time and where it is."""
+    file = lake(ctx).file(uid)
+    details = file.info
+    data = {
+        "uid": details.uid,
+        "size": details.size,
+        "sha256": details.sha256,
+        "created": details.created.isoformat() if details.created else None,
+        "local": details.local,
+        "remote": details.remote,
+        "lake": details.lake,
+        "local_path": str(file.lake.local.path(uid)) if details.local else None,
+        "metadata": dict(details.metadata),
+    }
+    if as_json:
+        out().print_json(json.dumps(data))
+        return
+    from rich.table import Table
+
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in data.items():
+        if key == "metadata":
+            for name, item in details.metadata.items():
+                table.add_row(name, item)
+            continue
+        table.add_row(key, "-" if value is None else str(value))
+    out().print(table)
+
+
+@app.command("download")
+@handle_errors
+def download(ctx: typer.Context, uid: str = typer.Argument(..., help="The file's uid.")) -> None:
+    """Download a file into local storage (verified); print its local path."""
+    data_lake = lake(ctx)
+    meta = data_lake.head(uid)
+    with progress_bar(f"downloading {uid}", meta.size if meta else None) as progress:
+        path = data_lake.local_path(uid, progress=progress)
+    typer.echo(str(path))
+
+
+@app.command("local-path")
+@handle_errors
+def local_path(ctx: typer.Context, uid: str = typer.Argument(..., help="The file's uid.")) -> None:
+    """Print the path of a file's local copy, downloading it first if needed."""
+    typer.echo(str(lake(ctx).local_path(uid)))
+
+
+@app.command("rm-local")
+@handle_errors
+def rm_local(
+    ctx: typer.Context,
+    uid: Optional[str] = typer.Argument(None, help="The file's uid."),  # noqa: UP045 - typer
+    all_: bool = typer.Option(False, "--all", help="Free every file in local storage."),
+) -> None:
+    """Remove files from local storage to free space; the lake keeps them."""
+    if (uid is None) == (not all_):
+        abort("give a UID or --all (not both)", code=2)
+    data_lake = lake(ctx)
+    if all_:
+        uids = [u for u in data_lake.local.uids() if data_lake.head(u) is not None]
+        kept = [u for u in data_lake.local.uids() if u not in set(uids)]
+        for each in uids:
+            data_lake.remove_local(each)
+        err().print(f"freed {len(uids)} file(s) from local storage", markup=False)
+        for each in kept:
+            warn(f"kept {each!r}: it is not in the data lake, removing it would lose it")
+        return
+    if uid is None:  # unreachable after the check above; keeps the type checker informed
+        return
+    if data_lake.head(uid) is None and data_lake.exists_locally(uid):
+        abort(f"{uid!r} is not in the data lake: removing the local copy would lose it")
+    if not data_lake.remove_local(uid):
+        abort(f"{uid!r} is not in local storage")
+    err().print(f"removed {uid} from local storage", markup=False)

@@ -1,0 +1,51 @@
+"""Every error radops raises, in one hierarchy.
+
+Each error subclasses the builtin it resembles, so ``except FileExistsError`` or
+``except ValueError`` in user code keeps working::
+
+    RadopsError
+    ├── ConfigError                                  a setting is missing or invalid
+    ├── InvalidUidError(RadopsError, ValueError)     a uid that could escape or is malformed
+    ├── FileExistsInLakeError(RadopsError, FileExistsError)
+    ├── FileNotInLakeError(RadopsError, FileNotFoundError)
+    ├── IntegrityError                               a sha256 does not match
+    ├── LocalStorageError(RadopsError, OSError)      local storage full, read-only or unsafe
+    └── StoreError                                   the store failed after retries (auth, network)
+
+Backend errors (botocore, OS) are translated where they enter radops, with ``raise ... from``,
+so the original stays available in ``__cause__``.
+"""
+
+from __future__ import annotations
+
+
+class RadopsError(Exception):
+    """Base class of every error radops raises on purpose."""
+
+
+class ConfigError(RadopsError):
+    """A setting is missing or has an invalid value."""
+
+
+class InvalidUidError(RadopsError, ValueError):
+    """A uid is malformed or could address something outside the lake."""
+
+
+class FileExistsInLakeError(RadopsError, FileExistsError):
+    """A file with this uid already exists: data-lake files are immutable."""
+
+
+class FileNotInLakeError(RadopsError, FileNotFoundError):
+    """A uid exists neither in local storage nor in the data lake."""
+
+
+class IntegrityError(RadopsError):
+    """Bytes do not match the sha256 recorded when the object was created."""
+
+
+class LocalStorageError(RadopsError, OSError):
+    """Local storage cannot hold a file: disk full, read-only, over the size limit, or unsafe."""
+
+
+class StoreError(RadopsError):
+    """The object store failed after retries: network, credentials, permissions."""

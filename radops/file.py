@@ -1,0 +1,207 @@
+"""File: a handle on one immutable data-lake file."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import attrs
+
+from radops.integrity import HashingFile
+from radops.uids import validate_uid
+
+if TYPE_CHECKING:
+    from radops.lake import DataLake
+    from radops.stores import Progress
+
+__all__ = ["File", "FileInfo"]
+
+_READ_MODES = {"r": False, "rt": False, "rb": True}
+_WRITE_MODES = {"w": False, "wt": False, "wb": True}
+_TEXT_KWARGS = {"encoding", "errors", "newline"}
+
+
+@attrs.frozen
+class FileInfo:
+    """What is known about a file: its bytes, where it is, and its metadata in the lake."""
+
+    uid: str
+    size: int
+    sha256: str | None
+    created: datetime | None
+    local: bool
+    remote: bool
+    lake: str
+    metadata: Mapping[str, str] = attrs.field(factory=dict)
+
+
+class File:
+    """A data-lake file, named by its uid. Creating a handle does no I/O.
+
+    Files are immutable: a uid is written once, through :meth:`open` in ``"w"``/``"wb"`` mode,
+    and read any number of times, from local storage or, after a verified download, from the
+    lake.
+
+    Args:
+        uid: a relative key such as ``"raw/data.csv"``.
+        lake: the lake to use; by default the one configured by the environment.
+
+    Raises:
+        InvalidUidError: ``uid`` is malformed (a ``ValueError``).
+    """
+
+    __slots__ = ("_lake", "_uid")
+
+    def __init__(self, uid: str, *, lake: DataLake | None = None) -> None:
+        self._uid = validate_uid(uid)
+        self._lake = lake
+
+    @property
+    def uid(self) -> str:
+        """The file's uid; it never changes."""
+        return self._uid
+
+    @property
+    def lake(self) -> DataLake:
+        """The lake this handle reads from and writes to."""
+        if self._lake is None:
+            from radops.lake import default_lake
+
+            self._lake = default_lake()
+        return self._lake
+
+    def __repr__(self) -> str:
+        return f"File({self._uid!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, File):
+            return NotImplemented
+        return self._uid == other._uid and self.lake.settings.remote == other.lake.settings.remote
+
+    def __hash__(self) -> int:
+        return hash(self._uid)
+
+    def open(self, mode: str = "r", **kwargs: Any) -> contextlib.AbstractContextManager[IO[Any]]:
+        """Open the file: ``"r"``/``"rb"`` to read, ``"w"``/``"wb"`` to create it.
+
+        Reading uses local storage, downloading (and verifying) first if needed. Writing goes to
+        a temporary file that is uploaded and placed in local storage only when the ``with``
+        block exits cleanly; if it raises, nothing is left behind. Text modes default to UTF-8.
+        ``kwargs`` are those of :func:`open` (``encoding``, ``errors``, ``newline``,
+        ``buffering``).
+
+        Raises:
+            FileNotInLakeError: reading a uid that exists neither locally nor in the lake.
+            FileExistsInLakeError: writing a uid that already exists, locally or in the lake.
+            ValueError: an unsupported mode.
+        """
+        if mode in _READ_MODES:
+            return self._read(mode, kwargs)
+        if mode in _WRITE_MODES:
+            return self._write(_WRITE_MODES[mode], kwargs)
+        raise ValueError(f"unsupported mode {mode!r}: use 'r', 'rb', 'w' or 'wb'")
+
+    @contextlib.contextmanager
+    def _read(self, mode: str, kwargs: dict[str, Any]) -> Iterator[IO[Any]]:
+        if not _READ_MODES[mode]:
+            kwargs.setdefault("encoding", "utf-8")
+        with self.lake.reading(self._uid) as path, open(path, mode, **kwargs) as handle:
+            yield handle
+
+    @contextlib.contextmanager
+    def _write(self, binary: bool, kwargs: dict[str, Any]) -> Iterator[IO[Any]]:
+        allowed = {"buffering"} | (set() if binary else _TEXT_KWARGS)
+        unexpected = set(kwargs) - allowed
+        if unexpected:
+            raise TypeError(
+                f"unexpected argument(s) for mode {'wb' if binary else 'w'}: "
+                f"{', '.join(sorted(unexpected))}"
+            )
+        lake = self.lake
+        lake.ensure_absent(self._uid)
+        tmp = lake.local.temp_path(self._uid)
+        try:
+            raw = HashingFile(tmp)
+            buffering = kwargs.pop("buffering", -1)
+            buffered = io.BufferedWriter(
+                raw, buffer_size=buffering if buffering > 1 else io.DEFAULT_BUFFER_SIZE
+            )
+            handle: IO[Any] = buffered
+            if not binary:
+                kwargs.setdefault("encoding", "utf-8")
+                handle = io.TextIOWrapper(buffered, **kwargs)
+            try:
+                yield handle
+            finally:
+                handle.close()
+            sha256, _ = raw.finish(tmp)
+            lake.commit(self._uid, tmp, sha256)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def exists_locally(self) -> bool:
+        """True if local storage has this file."""
+        return self.lake.exists_locally(self._uid)
+
+    def exists_remotely(self) -> bool:
+        """True if the lake has this file."""
+        return self.lake.head(self._uid) is not None
+
+    def download(self, progress: Progress | None = None) -> Path:
+        """Make sure local storage has a verified copy; return its path.
+
+        Raises:
+            FileNotInLakeError: the lake does not have it.
+            IntegrityError: the lake's copy does not match its recorded sha256.
+        """
+        return self.lake.local_path(self._uid, progress=progress)
+
+    def local_path(self) -> Path:
+        """Path of the read-only local copy, downloading it first if needed.
+
+        For libraries that want a path rather than a file object. Do not modify the file.
+        """
+        return self.lake.local_path(self._uid)
+
+    @property
+    def info(self) -> FileInfo:
+        """Size, sha256, creation time and metadata, from the lake (or local storage).
+
+        Raises:
+            FileNotInLakeError: neither the lake nor local storage has it.
+        """
+        from radops.errors import FileNotInLakeError
+
+        lake = self.lake
+        meta = lake.head(self._uid)
+        local = lake.exists_locally(self._uid)
+        if meta is not None:
+            return FileInfo(
+                self._uid,
+                meta.size,
+                meta.sha256,
+                meta.created,
+                local,
+                True,
+                lake.store.url,
+                dict(meta.metadata),
+            )
+        entry = lake.local.entry(self._uid)
+        stat = lake.local.stat(self._uid)
+        if stat is None:
+            raise FileNotInLakeError(
+                f"{self._uid!r} does not exist locally or in the data lake {lake.store.url}"
+            )
+        return FileInfo(
+            self._uid,
+            stat.st_size,
+            entry.sha256 if entry else None,
+            None,
+            True,
+            False,
+            lake.store.url,
+        )

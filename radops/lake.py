@@ -1,0 +1,301 @@
+"""DataLake: one remote store plus this machine's local storage, as configured by Settings.
+
+Everything that moves bytes between the two goes through here, so the rules hold everywhere:
+uploads are conditional creates, downloads are verified before they become visible, cached
+files are rehashed when they changed, and nothing partial is ever left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from radops.cache import LocalStorage
+from radops.errors import FileExistsInLakeError, FileNotInLakeError
+from radops.integrity import copy_and_hash, sha256_file
+from radops.settings import Settings
+from radops.stores import ObjectMeta, ObjectStore, Progress, store_from_settings
+from radops.uids import validate_uid
+
+if TYPE_CHECKING:
+    from radops.file import File
+
+__all__ = ["DataLake", "LocalStatus", "default_lake", "set_default_lake"]
+
+log = logging.getLogger("radops")
+
+
+@attrs.frozen
+class LocalStatus:
+    """How a local file compares with the lake, as ``radops datalake ls`` reports it."""
+
+    uid: str
+    problem: str  # "not in the lake", "differs from the lake", "modified locally"
+
+
+class DataLake:
+    """The lake as seen from this machine: ``settings.remote`` and ``settings.home``.
+
+    Pass ``store`` to use another :class:`~radops.stores.ObjectStore` than the one the
+    settings name.
+    """
+
+    def __init__(self, settings: Settings, store: ObjectStore | None = None) -> None:
+        self.settings = settings
+        self._store = store
+        self.local = LocalStorage(
+            settings.storage_dir,
+            settings.state_dir,
+            settings.tmp_dir,
+            max_bytes=settings.cache_max_bytes,
+        )
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> DataLake:
+        """A lake configured from the environment and config file, like the CLI's."""
+        return cls(Settings.load(**overrides))
+
+    def __repr__(self) -> str:
+        return f"DataLake(remote={self.settings.remote!r}, home={str(self.settings.home)!r})"
+
+    @property
+    def store(self) -> ObjectStore:
+        """The remote object store, built on first use (boto3 loads only then)."""
+        if self._store is None:
+            self._store = store_from_settings(self.settings)
+        return self._store
+
+    def file(self, uid: str) -> File:
+        """A :class:`~radops.file.File` handle on this lake."""
+        from radops.file import File
+
+        return File(uid, lake=self)
+
+    # -- existence -------------------------------------------------------------------------
+
+    def exists_locally(self, uid: str) -> bool:
+        """True if local storage holds ``uid``."""
+        return self.local.stat(validate_uid(uid)) is not None
+
+    def head(self, uid: str) -> ObjectMeta | None:
+        """The lake's metadata of ``uid``, or None if it is not in the lake."""
+        return self.store.head(validate_uid(uid))
+
+    def ensure_absent(self, uid: str) -> None:
+        """Raise :class:`FileExistsInLakeError` if ``uid`` exists locally or in the lake."""
+        if self.exists_locally(uid):
+            raise FileExistsInLakeError(
+                f"{uid!r} already exists in local storage: data-lake files are immutable, "
+                "choose another uid"
+            )
+        if self.head(uid) is not None:
+            raise FileExistsInLakeError(
+                f"{uid!r} already exists in the data lake {self.store.url}: data-lake files "
+                "are immutable, choose another uid"
+            )
+
+    # -- getting a verified local copy ------------------------------------------------------
+
+    def local_path(self, uid: str, progress: Progress | None = None) -> Path:
+        """A verified local copy of ``uid``, downloaded first if needed.
+
+        Raises:
+            FileNotInLakeError: neither local storage nor the lake has it.
+            IntegrityError: the lake's copy is corrupted.
+        """
+        validate_uid(uid)
+        stat = self.local.stat(uid)
+        if stat is not None:
+            if self.local.is_trusted(uid, stat):
+                return self.local.path(uid)
+            if self._revalidate(uid):
+                return self.local.path(uid)
+        return self.download(uid, progress=progress)
+
+    def _revalidate(self, uid: str) -> bool:
+        """Rehash a cached file radops cannot vouch for; drop it if it is not the lake's."""
+        entry = self.local.entry(uid)
+        expected = entry.sha256 if entry else None
+        etag = entry.etag if entry else None
+        if expected is None:
+            meta = self.head(uid)
+            if meta is None or meta.sha256 is None:
+                # Only local: nothing to compare with. Serve it, but say it is untracked.
+                log.warning(
+                    "%s is in local storage but not in the data lake %s", uid, self.store.url
+                )
+                return True
+            expected, etag = meta.sha256, meta.etag
+        actual, _ = sha256_file(self.local.path(uid))
+        if actual == expected:
+            self.local.accept(uid, actual, etag)
+            return True
+        log.warning(
+            "local copy of %s is corrupted (sha256 %s, expected %s): downloading it "
+            "again from the data lake",
+            uid,
+            actual,
+            expected,
+        )
+        self.local.remove(uid)
+        return False
+
+    def download(self, uid: str, progress: Progress | None = None) -> Path:
+        """Download ``uid`` into local storage (verified, then renamed into place)."""
+        validate_uid(uid)
+        meta = self.head(uid)
+        if meta is None:
+            raise FileNotInLakeError(
+                f"{uid!r} does not exist locally or in the data lake {self.store.url}"
+            )
+        self.local.check_fits(uid, meta.size)
+        tmp = self.local.temp_path(uid)
+        try:
+            meta = self.store.get(uid, tmp, progress=progress)
+            # get() verified the bytes against meta.sha256, so it is never None here.
+            return self.local.place(tmp, uid, meta.sha256 or "", meta.etag)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def reading(self, uid: str) -> Iterator[Path]:
+        """A verified local path of ``uid`` that eviction leaves alone while the block runs."""
+        path = self.local_path(uid)
+        with self.local.reading(uid):
+            yield path
+
+    # -- creating --------------------------------------------------------------------------
+
+    def commit(
+        self,
+        uid: str,
+        tmp: Path,
+        sha256: str,
+        metadata: dict[str, str] | None = None,
+        progress: Progress | None = None,
+    ) -> ObjectMeta:
+        """Create ``uid`` from the complete temp file ``tmp``: upload, then place locally.
+
+        The upload is a conditional create, so of several writers exactly one wins; the others
+        get :class:`FileExistsInLakeError` and nothing of theirs remains.
+        """
+        validate_uid(uid)
+        try:
+            meta = self.store.put_new(tmp, uid, sha256=sha256, metadata=metadata, progress=progress)
+            self.local.place(tmp, uid, sha256, meta.etag)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return meta
+
+    def add_file(
+        self, source: Path, uid: str, *, move: bool = False, progress: Progress | None = None
+    ) -> ObjectMeta:
+        """Add a local file as ``uid``, copying it (or moving it with ``move=True``).
+
+        A moved source is removed only once the file is safely in the lake.
+        """
+        validate_uid(uid)
+        source = Path(source)
+        if not source.is_file():
+            raise FileNotFoundError(f"{source} is not a file")
+        self.ensure_absent(uid)
+        tmp = self.local.temp_path(uid)
+        try:
+            if move and _same_device(source, tmp.parent):
+                os.link(source, tmp)  # no copy: the bytes are hashed once, in place
+                sha256, _ = sha256_file(tmp)
+            else:
+                with source.open("rb") as src, tmp.open("xb") as dst:
+                    sha256, _ = copy_and_hash(src, dst)
+                    dst.flush()
+                    os.fsync(dst.fileno())
+            meta = self.commit(uid, tmp, sha256, progress=progress)
+        finally:
+            tmp.unlink(missing_ok=True)
+        if move:
+            source.unlink()
+        return meta
+
+    def add_url(self, url: str, uid: str, *, progress: Progress | None = None) -> ObjectMeta:
+        """Download ``url`` (http or https) and add it as ``uid``."""
+        from radops.urls import fetch_url
+
+        validate_uid(uid)
+        self.ensure_absent(uid)
+        tmp = self.local.temp_path(uid)
+        try:
+            sha256 = fetch_url(url, tmp, progress=progress)
+            return self.commit(uid, tmp, sha256)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    # -- listing and local state ----------------------------------------------------------------
+
+    def files(self, prefix: str = "") -> Iterator[ObjectMeta]:
+        """Every file in the lake under ``prefix``, in key order, paginated lazily."""
+        return self.store.list(prefix)
+
+    def local_problems(
+        self, remote: dict[str, ObjectMeta], only: set[str] | None = None
+    ) -> list[LocalStatus]:
+        """Local files out of sync with the lake.
+
+        ``remote`` maps uids to their lake listing; ``only`` limits the check to these local
+        uids (by default every file in local storage).
+        """
+        problems = []
+        for uid in sorted(only) if only is not None else self.local.uids():
+            meta = remote.get(uid)
+            if meta is None:
+                problems.append(LocalStatus(uid, "not in the data lake"))
+                continue
+            stat = self.local.stat(uid)
+            entry = self.local.entry(uid)
+            if stat is None or entry is None:
+                problems.append(LocalStatus(uid, "not placed by radops"))
+            elif not self.local.is_trusted(uid, stat):
+                problems.append(LocalStatus(uid, "modified locally"))
+            elif (meta.etag and entry.etag and meta.etag != entry.etag) or meta.size != entry.size:
+                problems.append(LocalStatus(uid, "differs from the data lake"))
+        return problems
+
+    def remove_local(self, uid: str) -> bool:
+        """Free the local copy of ``uid``; the lake is untouched."""
+        return self.local.remove(validate_uid(uid))
+
+
+def _same_device(a: Path, b: Path) -> bool:
+    try:
+        return a.stat().st_dev == b.stat().st_dev
+    except OSError:
+        return False
+
+
+_default: DataLake | None = None
+_default_lock = threading.Lock()
+
+
+def default_lake() -> DataLake:
+    """The lake ``File(uid)`` uses when none is given: configured once, from the environment.
+
+    This is the library's entry point for configuration, like ``main()`` is the CLI's.
+    """
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = DataLake(Settings.load())
+        return _default
+
+
+def set_default_lake(lake: DataLake | None) -> None:
+    """Make ``lake`` the default for ``File(uid)`` (None: configure again on next use)."""
+    global _default
+    with _default_lock:
+        _default = lake

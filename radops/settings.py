@@ -1,0 +1,331 @@
+"""Settings: one frozen object, resolved once at the entry point and passed down.
+
+Precedence, highest first: explicit arguments > ``RADOPS_*`` environment variables >
+``$RADOPS_HOME/config.toml`` > defaults. This module is the only place that looks at the
+environment, and only when :meth:`Settings.load` is called; nothing in radops writes it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from radops.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = ["SETTING_NAMES", "Settings", "parse_size", "write_config_value"]
+
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "ki": 1024,
+    "kib": 1024,
+    "mi": 1024**2,
+    "mib": 1024**2,
+    "gi": 1024**3,
+    "gib": 1024**3,
+    "ti": 1024**4,
+    "tib": 1024**4,
+}
+
+
+def parse_size(text: str | int) -> int:
+    """Parse a byte count such as ``1048576``, ``500MB`` or ``2GiB``.
+
+    Raises:
+        ValueError: the text is not a non-negative size.
+    """
+    if isinstance(text, int):
+        if text < 0:
+            raise ValueError(f"a size cannot be negative: {text}")
+        return text
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if not match or match.group(2).lower() not in _SIZE_UNITS:
+        raise ValueError(f"not a size: {text!r} (examples: 1000000, 500MB, 2GiB)")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+def _optional_str(value: Any) -> str | None:
+    text = str(value).strip()
+    return text or None
+
+
+def _optional_size(value: Any) -> int | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return parse_size(value)
+
+
+def _log_level(value: Any) -> str:
+    level = str(value).strip().upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ValueError(f"not a log level: {value!r} (DEBUG, INFO, WARNING, ERROR, CRITICAL)")
+    return level
+
+
+@attrs.frozen
+class _Spec:
+    name: str
+    parse: Callable[[Any], Any]
+    default: Any
+    help: str
+
+    @property
+    def env_var(self) -> str:
+        return "RADOPS_" + self.name.upper()
+
+
+# Settings that may come from arguments, the environment or config.toml. `home` is not here:
+# config.toml lives inside it, so it can only come from an argument or RADOPS_HOME.
+_SPECS: tuple[_Spec, ...] = (
+    _Spec(
+        "remote",
+        _optional_str,
+        None,
+        "where the lake lives: s3://bucket[/prefix] or a directory (default: $RADOPS_HOME/lake)",
+    ),
+    _Spec(
+        "s3_endpoint_url",
+        _optional_str,
+        None,
+        "endpoint of an S3-compatible store (default: boto3's own resolution)",
+    ),
+    _Spec(
+        "email",
+        _optional_str,
+        None,
+        "originator recorded on created files (default: git config user.email)",
+    ),
+    _Spec(
+        "cache_max_bytes",
+        _optional_size,
+        None,
+        "keep local storage under this size by evicting files that are in the lake",
+    ),
+    _Spec("log_level", _log_level, "INFO", "level of radops' log messages on stderr"),
+)
+SETTING_NAMES: tuple[str, ...] = ("home", *(spec.name for spec in _SPECS))
+
+
+def _normalize_remote(remote: str, base: Path) -> str:
+    if remote.startswith("s3://"):
+        bucket, _, prefix = remote[len("s3://") :].partition("/")
+        if not bucket:
+            raise ConfigError(f"RADOPS_REMOTE {remote!r} names no bucket (s3://bucket/prefix)")
+        prefix = prefix.strip("/")
+        return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+    if "://" in remote and not remote.startswith("file://"):
+        raise ConfigError(
+            f"RADOPS_REMOTE {remote!r} is not supported: use s3://bucket[/prefix] or a directory"
+        )
+    path = remote.removeprefix("file://")
+    return str((base / Path(path).expanduser()).resolve())
+
+
+@attrs.frozen
+class Settings:
+    """The effective configuration of radops.
+
+    Create it with :meth:`Settings.load`; ``sources`` says where each value came from.
+    """
+
+    home: Path
+    remote: str
+    s3_endpoint_url: str | None = None
+    email: str | None = None
+    cache_max_bytes: int | None = None
+    log_level: str = "INFO"
+    sources: Mapping[str, str] = attrs.field(factory=dict, eq=False, repr=False)
+
+    @classmethod
+    def load(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        cwd: Path | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        """Resolve settings: ``overrides`` > ``RADOPS_*`` in ``env`` > config.toml > defaults.
+
+        ``env`` defaults to the process environment; pass a mapping to resolve settings for
+        another machine or a test without touching ``os.environ``.
+
+        Raises:
+            ConfigError: an unknown setting, a malformed value, or an unreadable config file.
+        """
+        environ: Mapping[str, str] = os.environ if env is None else env
+        base = cwd or Path.cwd()
+        unknown = set(overrides) - set(SETTING_NAMES)
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+
+        sources: dict[str, str] = {}
+        if overrides.get("home") is not None:
+            home, sources["home"] = Path(overrides["home"]), "argument"
+        elif environ.get("RADOPS_HOME"):
+            home, sources["home"] = Path(environ["RADOPS_HOME"]), "env RADOPS_HOME"
+        else:
+            home, sources["home"] = Path("~/.radops"), "default"
+        home = (base / home.expanduser()).resolve()
+
+        config_path = home / "config.toml"
+        file_values = _read_config(config_path)
+
+        values: dict[str, Any] = {}
+        for spec in _SPECS:
+            if overrides.get(spec.name) is not None:
+                raw, source = overrides[spec.name], "argument"
+            elif environ.get(spec.env_var, "") != "":
+                raw, source = environ[spec.env_var], f"env {spec.env_var}"
+            elif spec.name in file_values:
+                raw, source = file_values[spec.name], f"config {config_path}"
+            else:
+                values[spec.name], sources[spec.name] = spec.default, "default"
+                continue
+            try:
+                values[spec.name] = spec.parse(raw)
+            except ValueError as exc:
+                where = source.removeprefix("env ").removeprefix("config ")
+                raise ConfigError(f"invalid {spec.name} from {where}: {exc}") from exc
+            sources[spec.name] = source
+
+        if values["remote"] is None:
+            values["remote"] = str(home / "lake")
+        else:
+            values["remote"] = _normalize_remote(values["remote"], base)
+        return cls(home=home, sources=sources, **values)
+
+    @property
+    def storage_dir(self) -> Path:
+        """Local storage: one read-only file per cached uid, at ``storage/<uid>``."""
+        return self.home / "storage"
+
+    @property
+    def state_dir(self) -> Path:
+        """radops' own state (the local index, locks)."""
+        return self.home / "state"
+
+    @property
+    def tmp_dir(self) -> Path:
+        """Temporary files, on the same file system as storage so a rename is atomic."""
+        return self.home / "tmp"
+
+    @property
+    def config_path(self) -> Path:
+        """The TOML file ``radops config set`` writes."""
+        return self.home / "config.toml"
+
+    def resolve_email(self) -> str:
+        """The originator's e-mail: ``RADOPS_EMAIL``, else ``git config user.email``.
+
+        Raises:
+            ConfigError: neither is set.
+        """
+        if self.email:
+            return self.email
+        email = git_user_email()
+        if not email:
+            raise ConfigError(
+                "no e-mail to record as originator: set RADOPS_EMAIL "
+                "(or `radops config set email you@example.com`, or git config user.email)"
+            )
+        return email
+
+    def describe(self) -> list[tuple[str, str | None, str]]:
+        """(name, value, source) of every setting, as ``radops config show`` prints them."""
+        rows: list[tuple[str, str | None, str]] = [("home", str(self.home), self.sources["home"])]
+        for spec in _SPECS:
+            value = getattr(self, spec.name)
+            source = self.sources.get(spec.name, "default")
+            if spec.name == "remote" and source == "default":
+                source = "default ($RADOPS_HOME/lake)"
+            if spec.name == "email" and value is None:
+                value = git_user_email()
+                source = "git config user.email" if value else "not set"
+            rows.append((spec.name, None if value is None else str(value), source))
+        return rows
+
+
+def git_user_email() -> str | None:
+    """``git config user.email``, or None when git or the setting is missing."""
+    try:
+        result = subprocess.run(
+            ["git", "config", "user.email"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() or None
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data: dict[str, Any] = tomllib.load(handle)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    unknown = set(data) - {spec.name for spec in _SPECS}
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) in {path}: {', '.join(sorted(unknown))} "
+            f"(known: {', '.join(spec.name for spec in _SPECS)})"
+        )
+    return data
+
+
+def write_config_value(settings: Settings, key: str, value: str) -> Path:
+    """Validate ``value`` and store it as ``key`` in ``$RADOPS_HOME/config.toml``.
+
+    An empty value removes the key. The file is replaced atomically and is owner-only.
+
+    Raises:
+        ConfigError: an unknown key (``home`` included) or an invalid value.
+    """
+    import tomli_w
+
+    specs = {spec.name: spec for spec in _SPECS}
+    key = key.lower().replace("-", "_")
+    if key not in specs:
+        raise ConfigError(
+            f"cannot set {key!r} in config.toml (settable: {', '.join(specs)}; "
+            "home comes from RADOPS_HOME)"
+        )
+    path = settings.config_path
+    data = _read_config(path)
+    if value == "":
+        data.pop(key, None)
+    else:
+        try:
+            parsed = specs[key].parse(value)
+        except ValueError as exc:
+            raise ConfigError(f"invalid {key}: {exc}") from exc
+        if key == "remote":
+            parsed = _normalize_remote(parsed, Path.cwd())
+        data[key] = parsed
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".config.toml.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        tomli_w.dump(data, handle)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,84 @@
+"""The object-store seam: what radops needs from wherever the lake lives."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+__all__ = ["SHA256_KEY", "ObjectMeta", "ObjectStore", "Progress"]
+
+# Name of the sha256 in an object's metadata (S3 user metadata, or the directory sidecar).
+SHA256_KEY = "sha256"
+
+Progress = Callable[[int], None]
+"""Called with the number of bytes transferred since the previous call."""
+
+
+@attrs.frozen
+class ObjectMeta:
+    """What a store knows about one object.
+
+    ``sha256`` is None in listings of stores that do not return metadata there (S3), and for
+    objects that radops did not create. ``etag`` is an opaque token that changes if the object's
+    bytes are ever replaced behind radops' back.
+    """
+
+    key: str
+    size: int
+    sha256: str | None = None
+    etag: str | None = None
+    created: datetime | None = None
+    metadata: Mapping[str, str] = attrs.field(factory=dict)
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    """A flat namespace of immutable objects: created once, never overwritten.
+
+    Keys are validated uids; implementations map them under their root or prefix.
+    """
+
+    @property
+    def url(self) -> str:
+        """Where the lake lives, for messages (``s3://bucket/prefix`` or a directory path)."""
+        ...
+
+    def head(self, key: str) -> ObjectMeta | None:
+        """Metadata of ``key``, or None if there is no such object."""
+        ...
+
+    def put_new(
+        self,
+        src: Path,
+        key: str,
+        *,
+        sha256: str,
+        metadata: Mapping[str, str] | None = None,
+        progress: Progress | None = None,
+    ) -> ObjectMeta:
+        """Create ``key`` from the file ``src``, whose sha256 the caller computed.
+
+        The creation is conditional at the store: if ``key`` exists, nothing is written and
+        :class:`~radops.errors.FileExistsInLakeError` is raised, whoever raced to create it.
+        """
+        ...
+
+    def get(self, key: str, dest: Path, *, progress: Progress | None = None) -> ObjectMeta:
+        """Download ``key`` into the new file ``dest``, verifying its sha256 on the way.
+
+        Raises FileNotInLakeError if missing and IntegrityError if the bytes do not match.
+        On error ``dest`` may hold partial bytes: the caller owns and removes it.
+        """
+        ...
+
+    def list(self, prefix: str = "") -> Iterator[ObjectMeta]:
+        """Objects whose key starts with ``prefix``, sorted by key; radops' records excluded."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; missing keys are ignored."""
+        ...

@@ -1,0 +1,280 @@
+"""A lake in a directory: the embedded default, and a lake on a shared file system.
+
+Layout under the root::
+
+    <uid>                        the object's bytes, read-only
+    .radops/meta/<uid>.json      its metadata (sha256, size, creation time, radops metadata)
+    .radops/tmp/                 files being written
+
+Creating an object first claims its metadata file exclusively (``O_EXCL`` through a hard link),
+then links the fully written, fsynced data into place. Metadata therefore always exists before
+the data is visible, and two writers racing for a key cannot both win. A claim whose data never
+appeared (its writer was killed in the microseconds between the two links) is broken under a
+lock once it is older than :data:`STALE_CLAIM_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+
+from radops.errors import FileExistsInLakeError, FileNotInLakeError, IntegrityError, StoreError
+from radops.integrity import CHUNK_SIZE, HashingSink
+from radops.stores.base import SHA256_KEY, ObjectMeta, Progress
+from radops.uids import RESERVED_PREFIX, validate_uid
+
+__all__ = ["STALE_CLAIM_SECONDS", "DirectoryStore"]
+
+STALE_CLAIM_SECONDS = 60.0
+
+
+class DirectoryStore:
+    """An :class:`~radops.stores.base.ObjectStore` in a local or shared directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._reserved = self.root / RESERVED_PREFIX
+        self._meta_root = self._reserved / "meta"
+        self._tmp = self._reserved / "tmp"
+
+    @property
+    def url(self) -> str:
+        return str(self.root)
+
+    def __repr__(self) -> str:
+        return f"DirectoryStore({str(self.root)!r})"
+
+    def _data_path(self, key: str) -> Path:
+        return self.root / validate_uid(key)
+
+    def _meta_path(self, key: str) -> Path:
+        return self._meta_root / (validate_uid(key) + ".json")
+
+    def _ensure_dirs(self) -> None:
+        try:
+            self._tmp.mkdir(parents=True, exist_ok=True)
+            self._meta_root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the lake directory {self.root}: {exc}") from exc
+
+    def head(self, key: str) -> ObjectMeta | None:
+        try:
+            stat = self._data_path(key).stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return self._meta_from_stat(key, stat)
+
+    def _meta_from_stat(self, key: str, stat: os.stat_result) -> ObjectMeta:
+        try:
+            record = json.loads(self._meta_path(key).read_text(encoding="utf-8"))
+        except (FileNotFoundError, NotADirectoryError, ValueError):
+            record = {}  # not created by radops, or a damaged record: unverifiable
+        return ObjectMeta(
+            key=key,
+            size=stat.st_size,
+            sha256=record.get(SHA256_KEY),
+            etag=f"{stat.st_ino}-{stat.st_mtime_ns}-{stat.st_size}",
+            created=_parse_time(record.get("created")) or _from_timestamp(stat.st_mtime),
+            metadata=record.get("metadata", {}),
+        )
+
+    def put_new(
+        self,
+        src: Path,
+        key: str,
+        *,
+        sha256: str,
+        metadata: Mapping[str, str] | None = None,
+        progress: Progress | None = None,
+    ) -> ObjectMeta:
+        data_path, meta_path = self._data_path(key), self._meta_path(key)
+        self._ensure_dirs()
+        token = uuid.uuid4().hex
+        tmp_data = self._tmp / f"{token}.data"
+        tmp_meta = self._tmp / f"{token}.json"
+        created = datetime.now(timezone.utc)
+        try:
+            shutil.copyfile(src, tmp_data)
+            size = tmp_data.stat().st_size
+            _fsync_path(tmp_data)
+            tmp_data.chmod(0o444)
+            record = {
+                SHA256_KEY: sha256,
+                "size": size,
+                "created": created.isoformat(),
+                "metadata": dict(metadata or {}),
+            }
+            tmp_meta.write_text(json.dumps(record, sort_keys=True), encoding="utf-8")
+            _fsync_path(tmp_meta)
+            self._claim(key, tmp_meta, meta_path, data_path)
+            try:
+                data_path.parent.mkdir(parents=True, exist_ok=True)
+                os.link(tmp_data, data_path)
+            except FileExistsError as exc:  # data without a claim: not created by radops
+                meta_path.unlink(missing_ok=True)
+                raise FileExistsInLakeError(f"{key!r} already exists in the data lake") from exc
+            except (NotADirectoryError, IsADirectoryError) as exc:
+                meta_path.unlink(missing_ok=True)
+                raise FileExistsInLakeError(
+                    f"{key!r} conflicts with an existing file or folder of the same name "
+                    f"in {self.root}"
+                ) from exc
+        except OSError as exc:
+            if isinstance(exc, FileExistsInLakeError):
+                raise
+            raise StoreError(f"cannot write {key!r} to {self.root}: {exc}") from exc
+        finally:
+            tmp_data.unlink(missing_ok=True)
+            tmp_meta.unlink(missing_ok=True)
+        _fsync_path(data_path.parent)
+        if progress:
+            progress(size)
+        return ObjectMeta(
+            key=key,
+            size=size,
+            sha256=sha256,
+            created=created,
+            metadata=dict(metadata or {}),
+            etag=_etag(data_path),
+        )
+
+    def _claim(self, key: str, tmp_meta: Path, meta_path: Path, data_path: Path) -> None:
+        """Link the metadata into place exclusively: the winner of a race is decided here."""
+        for attempt in (1, 2):
+            try:
+                meta_path.parent.mkdir(parents=True, exist_ok=True)
+                os.link(tmp_meta, meta_path)
+            except FileExistsError as exc:
+                if attempt == 1 and self._break_stale_claim(meta_path, data_path):
+                    continue
+                raise FileExistsInLakeError(f"{key!r} already exists in the data lake") from exc
+            except (NotADirectoryError, IsADirectoryError) as exc:
+                raise FileExistsInLakeError(
+                    f"{key!r} conflicts with an existing file or folder of the same name "
+                    f"in {self.root}"
+                ) from exc
+            else:
+                return
+
+    def _break_stale_claim(self, meta_path: Path, data_path: Path) -> bool:
+        with self._lock():
+            try:
+                age = time.time() - meta_path.stat().st_mtime
+            except FileNotFoundError:
+                return True
+            if data_path.exists() or age < STALE_CLAIM_SECONDS:
+                return False
+            meta_path.unlink(missing_ok=True)
+            return True
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        fd = os.open(self._reserved / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def get(self, key: str, dest: Path, *, progress: Progress | None = None) -> ObjectMeta:
+        data_path = self._data_path(key)
+        try:
+            source = data_path.open("rb")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+            raise FileNotInLakeError(f"{key!r} is not in the data lake {self.root}") from exc
+        with source:
+            meta = self._meta_from_stat(key, os.fstat(source.fileno()))
+            if meta.sha256 is None:
+                raise IntegrityError(
+                    f"{key!r} in {self.root} has no recorded sha256: it was not created by "
+                    "radops, so it cannot be verified"
+                )
+            with dest.open("xb") as target:
+                sink = HashingSink(target)
+                while chunk := source.read(CHUNK_SIZE):
+                    sink.write(chunk)
+                    if progress:
+                        progress(len(chunk))
+        if sink.hexdigest() != meta.sha256:
+            raise IntegrityError(
+                f"{key!r} in the data lake {self.root} is corrupted: its sha256 is "
+                f"{sink.hexdigest()}, {meta.sha256} was recorded when it was created"
+            )
+        return meta
+
+    def list(self, prefix: str = "") -> Iterator[ObjectMeta]:
+        if not self.root.is_dir():
+            return
+        yield from self._walk(self.root, "", prefix)
+
+    def _walk(self, directory: Path, rel: str, prefix: str) -> Iterator[ObjectMeta]:
+        try:
+            entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        # Sort as S3 does (by key), which differs from sorting names when '/' is involved:
+        # 'a/b' (folder 'a') sorts after 'a-b' because '/' > '-'.
+        items = []
+        for entry in entries:
+            if not rel and entry.name == RESERVED_PREFIX:
+                continue
+            key = rel + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                items.append((key + "/", entry))
+            elif entry.is_file(follow_symlinks=False):
+                items.append((key, entry))
+        for key, entry in sorted(items, key=lambda item: item[0]):
+            if not (key.startswith(prefix) or prefix.startswith(key)):
+                continue
+            if key.endswith("/"):
+                yield from self._walk(Path(entry.path), key, prefix)
+            elif key.startswith(prefix):
+                yield self._meta_from_stat(key, entry.stat(follow_symlinks=False))
+
+    def delete(self, key: str) -> None:
+        data_path = self._data_path(key)
+        try:
+            data_path.unlink()
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except OSError as exc:
+            raise StoreError(f"cannot delete {key!r} from {self.root}: {exc}") from exc
+        self._meta_path(key).unlink(missing_ok=True)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # some file systems refuse fsync on directories
+        if exc.errno not in (errno.EINVAL, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _etag(path: Path) -> str:
+    stat = path.stat()
+    return f"{stat.st_ino}-{stat.st_mtime_ns}-{stat.st_size}"
+
+
+def _from_timestamp(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+def _parse_time(text: object) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None

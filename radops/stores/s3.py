@@ -1,0 +1,305 @@
+"""A lake on S3 or any S3-compatible store (MinIO, SeaweedFS, Ceph...), through boto3.
+
+boto3 is imported when the first store is built, never at ``import radops``.
+
+Immutability is enforced by the server: every ``PutObject`` and ``CompleteMultipartUpload``
+this store's client sends carries ``If-None-Match: *``, so the server answers 412 instead of
+overwriting. The header is added by a botocore event hook, which is what lets large files go
+through boto3's transfer manager (multipart, parallel) although it does not accept the
+argument itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from radops.errors import FileExistsInLakeError, FileNotInLakeError, IntegrityError, StoreError
+from radops.integrity import HashingSink
+from radops.stores.base import SHA256_KEY, ObjectMeta, Progress
+from radops.uids import RESERVED_PREFIX, validate_uid
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+__all__ = ["S3Store", "TransferSettings"]
+
+import attrs
+
+
+@attrs.frozen
+class TransferSettings:
+    """How large files are split and how many parts move at once."""
+
+    multipart_threshold: int = 8 * 1024 * 1024
+    multipart_chunksize: int = 8 * 1024 * 1024
+    max_concurrency: int = 10
+
+
+def _require_none_match(params: dict[str, Any], **_: Any) -> None:
+    params["IfNoneMatch"] = "*"
+
+
+class _ProgressSubscriber:
+    """s3transfer subscriber: tells the manager the size (saving a HEAD) and reports progress."""
+
+    def __init__(self, size: int | None, progress: Progress | None) -> None:
+        self._size = size
+        self._progress = progress
+
+    def on_queued(self, future: Any, **_: Any) -> None:
+        if self._size is not None:
+            future.meta.provide_transfer_size(self._size)
+
+    def on_progress(self, bytes_transferred: int, **_: Any) -> None:
+        if self._progress:
+            self._progress(bytes_transferred)
+
+    def on_done(self, **_: Any) -> None:
+        pass
+
+
+class S3Store:
+    """An :class:`~radops.stores.base.ObjectStore` in ``s3://bucket/prefix``."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        endpoint_url: str | None = None,
+        client: S3Client | None = None,
+        transfer: TransferSettings | None = None,
+    ) -> None:
+        if not url.startswith("s3://"):
+            raise ValueError(f"not an s3:// url: {url!r}")
+        self.bucket, _, prefix = url[len("s3://") :].partition("/")
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.endpoint_url = endpoint_url
+        self.transfer = transfer or TransferSettings()
+        self._client = client
+        self._manager: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"S3Store({self.url!r}, endpoint_url={self.endpoint_url!r})"
+
+    @property
+    def client(self) -> S3Client:
+        """The boto3 client, built on first use with the conditional-create hook."""
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            config = Config(
+                retries={"mode": "standard", "max_attempts": 5},
+                connect_timeout=10,
+                read_timeout=60,
+                max_pool_connections=max(10, self.transfer.max_concurrency + 2),
+                # S3-compatible servers on a custom endpoint rarely have wildcard DNS.
+                s3={"addressing_style": "path"} if self.endpoint_url else {},
+            )
+            self._client = boto3.session.Session().client(
+                "s3", endpoint_url=self.endpoint_url, config=config
+            )
+        if not getattr(self._client, "_radops_hooked", False):
+            events = self._client.meta.events
+            for operation in ("PutObject", "CompleteMultipartUpload"):
+                events.register(f"before-parameter-build.s3.{operation}", _require_none_match)
+            self._client._radops_hooked = True  # type: ignore[attr-defined]
+        return self._client
+
+    def _transfer_manager(self) -> Any:
+        if self._manager is None:
+            from s3transfer.manager import TransferConfig, TransferManager
+
+            config = TransferConfig(
+                multipart_threshold=self.transfer.multipart_threshold,
+                multipart_chunksize=self.transfer.multipart_chunksize,
+                max_request_concurrency=self.transfer.max_concurrency,
+            )
+            self._manager = TransferManager(self.client, config)
+        return self._manager
+
+    def _key(self, key: str) -> str:
+        return self.prefix + validate_uid(key)
+
+    def _fail(self, action: str, key: str, exc: Exception) -> StoreError:
+        code = _error_code(exc)
+        if code == "NoSuchBucket":
+            return StoreError(f"the bucket {self.bucket!r} does not exist at {self._where()}")
+        if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"):
+            return StoreError(
+                f"cannot {action} {key!r}: access denied by {self._where()} ({code}); "
+                "check the AWS credentials boto3 finds (env, profile or role)"
+            )
+        if code:
+            return StoreError(f"cannot {action} {key!r} in {self.url}: {code}")
+        return StoreError(f"cannot {action} {key!r}: {self._where()} is unreachable ({exc})")
+
+    def _where(self) -> str:
+        return f"{self.url} ({self.endpoint_url or 'AWS'})"
+
+    def head(self, key: str) -> ObjectMeta | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise self._fail("look up", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail("look up", key, exc) from exc
+        return _meta(key, response)
+
+    def put_new(
+        self,
+        src: Path,
+        key: str,
+        *,
+        sha256: str,
+        metadata: Mapping[str, str] | None = None,
+        progress: Progress | None = None,
+    ) -> ObjectMeta:
+        from boto3.exceptions import S3UploadFailedError
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        s3_key = self._key(key)
+        object_metadata = {**(metadata or {}), SHA256_KEY: sha256}
+        size = src.stat().st_size
+        try:
+            if size < self.transfer.multipart_threshold:
+                with src.open("rb") as body:
+                    response = self.client.put_object(
+                        Bucket=self.bucket, Key=s3_key, Body=body, Metadata=object_metadata
+                    )
+                etag = response.get("ETag")
+                if progress:
+                    progress(size)
+            else:
+                future = self._transfer_manager().upload(
+                    str(src),
+                    self.bucket,
+                    s3_key,
+                    extra_args={"Metadata": object_metadata},
+                    subscribers=[_ProgressSubscriber(None, progress)],
+                )
+                future.result()
+                etag = None
+        except (ClientError, S3UploadFailedError) as exc:
+            cause = exc if isinstance(exc, ClientError) else exc.__context__
+            if _error_code(cause) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                raise FileExistsInLakeError(
+                    f"{key!r} already exists in the data lake {self.url}"
+                ) from exc
+            raise self._fail("upload", key, cause if isinstance(cause, Exception) else exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail("upload", key, exc) from exc
+        return ObjectMeta(
+            key=key, size=size, sha256=sha256, etag=etag, metadata=dict(metadata or {})
+        )
+
+    def get(self, key: str, dest: Path, *, progress: Progress | None = None) -> ObjectMeta:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        meta = self.head(key)
+        if meta is None:
+            raise FileNotInLakeError(f"{key!r} is not in the data lake {self.url}")
+        if meta.sha256 is None:
+            raise IntegrityError(
+                f"{key!r} in {self.url} has no recorded sha256: it was not created by radops, "
+                "so it cannot be verified"
+            )
+        s3_key = self._key(key)
+        # IfMatch pins a small download to the version whose sha256 we just read; the
+        # transfer manager does not accept it, and there the sha256 check alone protects.
+        pin: dict[str, Any] = {"IfMatch": meta.etag} if meta.etag else {}
+        try:
+            with dest.open("xb") as target:
+                sink = HashingSink(target)
+                if meta.size < self.transfer.multipart_threshold:
+                    body = self.client.get_object(Bucket=self.bucket, Key=s3_key, **pin)["Body"]
+                    for chunk in body.iter_chunks(1024 * 1024):
+                        sink.write(chunk)
+                        if progress:
+                            progress(len(chunk))
+                else:
+                    future = self._transfer_manager().download(
+                        self.bucket,
+                        s3_key,
+                        sink,
+                        subscribers=[_ProgressSubscriber(meta.size, progress)],
+                    )
+                    future.result()
+        except ClientError as exc:
+            if _error_code(exc) in ("404", "NoSuchKey"):
+                raise FileNotInLakeError(f"{key!r} is not in the data lake {self.url}") from exc
+            raise self._fail("download", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail("download", key, exc) from exc
+        if sink.hexdigest() != meta.sha256 or sink.size != meta.size:
+            raise IntegrityError(
+                f"{key!r} in the data lake {self.url} is corrupted: its sha256 is "
+                f"{sink.hexdigest()}, {meta.sha256} was recorded when it was created"
+            )
+        return meta
+
+    def list(self, prefix: str = "") -> Iterator[ObjectMeta]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        paginator = self.client.get_paginator("list_objects_v2")
+        reserved = self.prefix + RESERVED_PREFIX + "/"
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                for item in page.get("Contents", []):
+                    s3_key = item["Key"]
+                    if s3_key.startswith(reserved):
+                        continue
+                    yield ObjectMeta(
+                        key=s3_key[len(self.prefix) :],
+                        size=item["Size"],
+                        etag=item.get("ETag"),
+                        created=item.get("LastModified"),
+                    )
+        except ClientError as exc:
+            raise self._fail("list", prefix or "the lake", exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail("list", prefix or "the lake", exc) from exc
+
+    def delete(self, key: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("delete", key, exc) from exc
+
+    def close(self) -> None:
+        """Stop the transfer manager's threads."""
+        if self._manager is not None:
+            self._manager.shutdown()
+            self._manager = None
+
+
+def _error_code(exc: BaseException | None) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def _meta(key: str, response: Mapping[str, Any]) -> ObjectMeta:
+    metadata = {k.lower(): v for k, v in response.get("Metadata", {}).items()}
+    sha256 = metadata.pop(SHA256_KEY, None)
+    return ObjectMeta(
+        key=key,
+        size=response["ContentLength"],
+        sha256=sha256,
+        etag=response.get("ETag"),
+        created=response.get("LastModified"),
+        metadata=metadata,
+    )

@@ -1,0 +1,79 @@
+"""Fetching an http(s) URL into a temp file, hashing it on the way (``radops datalake add URL``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+from radops.errors import RadopsError
+from radops.integrity import HashingSink
+from radops.stores import Progress
+
+__all__ = ["DownloadError", "fetch_url", "is_url"]
+
+_ALLOWED_SCHEMES = ("http", "https")
+_MAX_REDIRECTS = 10
+
+
+class DownloadError(RadopsError):
+    """A URL could not be downloaded completely."""
+
+
+def is_url(source: str) -> bool:
+    """True if ``source`` looks like a URL rather than a local path."""
+    return "://" in source
+
+
+def fetch_url(
+    url: str, dest: Path, *, timeout: float = 60.0, progress: Progress | None = None
+) -> str:
+    """Download ``url`` into the new file ``dest`` and return its sha256.
+
+    Only http and https are followed, redirects included. A body shorter than the announced
+    ``Content-Length`` is an error, so a download that ends early is never added.
+
+    Raises:
+        DownloadError: another scheme, an HTTP error, a network error or a truncated body.
+    """
+    import requests
+
+    _check_scheme(url)
+    try:
+        with requests.Session() as session:
+            response = session.get(url, stream=True, timeout=timeout, allow_redirects=False)
+            for _ in range(_MAX_REDIRECTS + 1):
+                if not response.is_redirect:
+                    break
+                target = urljoin(response.url, response.headers["location"])
+                _check_scheme(target)
+                response.close()
+                response = session.get(target, stream=True, timeout=timeout, allow_redirects=False)
+            else:
+                raise DownloadError(f"cannot download {url}: more than {_MAX_REDIRECTS} redirects")
+            with response:
+                if response.status_code >= 400:
+                    raise DownloadError(f"cannot download {url}: HTTP {response.status_code}")
+                expected = response.headers.get("content-length")
+                with dest.open("xb") as target_file:
+                    sink = HashingSink(target_file)
+                    for chunk in response.raw.stream(1024 * 1024, decode_content=True):
+                        sink.write(chunk)
+                        if progress:
+                            progress(len(chunk))
+                    target_file.flush()
+                    os.fsync(target_file.fileno())
+                encoded = response.headers.get("content-encoding", "identity") != "identity"
+                if expected is not None and not encoded and sink.size != int(expected):
+                    raise DownloadError(
+                        f"download of {url} ended early: {sink.size} of {expected} bytes"
+                    )
+    except requests.RequestException as exc:
+        raise DownloadError(f"cannot download {url}: {exc}") from exc
+    return sink.hexdigest()
+
+
+def _check_scheme(url: str) -> None:
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in _ALLOWED_SCHEMES:
+        raise DownloadError(f"refusing {url!r}: only http and https URLs can be added")
