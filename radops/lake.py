@@ -31,6 +31,17 @@ __all__ = ["DataLake", "LocalStatus", "default_lake", "set_default_lake"]
 
 log = logging.getLogger("radops")
 
+# Metadata radops records on every object it creates, beside the sha256.
+ORIGINATOR_KEY = "originator"
+RADOPS_VERSION_KEY = "radops-version"
+
+
+def radops_version() -> str:
+    """The installed radops version."""
+    from radops import __version__
+
+    return __version__
+
 
 @attrs.frozen
 class LocalStatus:
@@ -50,6 +61,7 @@ class DataLake:
     def __init__(self, settings: Settings, store: ObjectStore | None = None) -> None:
         self.settings = settings
         self._store = store
+        self._originator: str | None = None
         self.local = LocalStorage(
             settings.storage_dir,
             settings.state_dir,
@@ -79,6 +91,17 @@ class DataLake:
         return File(uid, lake=self)
 
     # -- existence -------------------------------------------------------------------------
+
+    @property
+    def originator(self) -> str:
+        """The e-mail recorded on the files this lake creates (resolved once).
+
+        Raises:
+            ConfigError: neither ``RADOPS_EMAIL`` nor ``git config user.email`` is set.
+        """
+        if self._originator is None:
+            self._originator = self.settings.resolve_email()
+        return self._originator
 
     def exists_locally(self, uid: str) -> bool:
         """True if local storage holds ``uid``."""
@@ -187,8 +210,13 @@ class DataLake:
         get :class:`FileExistsInLakeError` and nothing of theirs remains.
         """
         validate_uid(uid)
+        recorded = {
+            ORIGINATOR_KEY: self.originator,
+            RADOPS_VERSION_KEY: radops_version(),
+            **(metadata or {}),
+        }
         try:
-            meta = self.store.put_new(tmp, uid, sha256=sha256, metadata=metadata, progress=progress)
+            meta = self.store.put_new(tmp, uid, sha256=sha256, metadata=recorded, progress=progress)
             self.local.place(tmp, uid, sha256, meta.etag)
         finally:
             tmp.unlink(missing_ok=True)

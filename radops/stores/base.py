@@ -76,7 +76,11 @@ class ObjectStore(Protocol):
         ...
 
     def list(self, prefix: str = "") -> Iterator[ObjectMeta]:
-        """Objects whose key starts with ``prefix``, sorted by key; radops' records excluded."""
+        """Objects whose key starts with ``prefix``; radops' records excluded.
+
+        In the store's listing order: AWS S3 and the directory store sort by the keys' UTF-8
+        bytes, some S3-compatible servers (SeaweedFS) list folder by folder.
+        """
         ...
 
     def delete(self, key: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
 
 from radops.errors import FileExistsInLakeError, FileNotInLakeError, IntegrityError, StoreError
 from radops.integrity import HashingSink
@@ -35,6 +36,9 @@ class TransferSettings:
     multipart_threshold: int = 8 * 1024 * 1024
     multipart_chunksize: int = 8 * 1024 * 1024
     max_concurrency: int = 10
+
+
+_METADATA_SAFE = "@.+-_:/ "
 
 
 def _require_none_match(params: dict[str, Any], **_: Any) -> None:
@@ -169,7 +173,9 @@ class S3Store:
         from botocore.exceptions import BotoCoreError, ClientError
 
         s3_key = self._key(key)
-        object_metadata = {**(metadata or {}), SHA256_KEY: sha256}
+        # S3 user metadata travels in HTTP headers: ASCII only, so other text is %-encoded.
+        object_metadata = {k: quote(v, safe=_METADATA_SAFE) for k, v in (metadata or {}).items()}
+        object_metadata[SHA256_KEY] = sha256
         size = src.stat().st_size
         try:
             if size < self.transfer.multipart_threshold:
@@ -293,7 +299,7 @@ def _error_code(exc: BaseException | None) -> str:
 
 
 def _meta(key: str, response: Mapping[str, Any]) -> ObjectMeta:
-    metadata = {k.lower(): v for k, v in response.get("Metadata", {}).items()}
+    metadata = {k.lower(): unquote(v) for k, v in response.get("Metadata", {}).items()}
     sha256 = metadata.pop(SHA256_KEY, None)
     return ObjectMeta(
         key=key,
