@@ -30,8 +30,11 @@ def big_s3_lake(seaweed, tmp_path_factory):
         list(pool.map(put, range(1050)))
     client.put_object(Bucket="lake", Key=f"{prefix}/.radops/records/x", Body=b"{}")
     settings = Settings.load(
-        env={}, home=tmp_path / "home", remote=f"s3://lake/{prefix}",
-        s3_endpoint_url=seaweed.endpoint, email="t@example.com",
+        env={},
+        home=tmp_path / "home",
+        remote=f"s3://lake/{prefix}",
+        s3_endpoint_url=seaweed.endpoint,
+        email="t@example.com",
     )
     return DataLake(settings)
 
@@ -45,9 +48,7 @@ def test_listing_crosses_s3_pages_in_key_order(big_s3_lake):
 def test_listing_hides_the_lake_records_and_honours_the_prefix(big_s3_lake):
     """The reserved .radops/ area is never listed, and a prefix narrows the listing."""
     assert all(not meta.key.startswith(".radops") for meta in big_s3_lake.files())
-    assert [meta.key for meta in big_s3_lake.files("f/0104")] == [
-        f"f/0104{i}" for i in range(10)
-    ]
+    assert [meta.key for meta in big_s3_lake.files("f/0104")] == [f"f/0104{i}" for i in range(10)]
 
 
 def test_store_prefix_is_normalised(seaweed):
