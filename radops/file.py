@@ -11,7 +11,9 @@ from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
+from radops.creator import active_call
 from radops.integrity import HashingFile
+from radops.lake import WRITE_JOB
 from radops.uids import validate_uid
 
 if TYPE_CHECKING:
@@ -47,16 +49,31 @@ class File:
     lake.
 
     Args:
-        uid: a relative key such as ``"raw/data.csv"``.
-        lake: the lake to use; by default the one configured by the environment.
+        uid: a relative key such as ``"raw/data.csv"``. Inside a ``file_creator`` function it
+            may be omitted: the file then gets an implicit uid derived from the call.
+        lake: the lake to use; by default the one configured by the environment (inside a
+            ``file_creator`` function, the lake of the call).
+        suffix: for an implicit uid, a suffix such as ``".csv"``.
 
     Raises:
         InvalidUidError: ``uid`` is malformed (a ``ValueError``).
+        ValueError: no uid outside a ``file_creator`` function.
     """
 
     __slots__ = ("_lake", "_uid")
 
-    def __init__(self, uid: str, *, lake: DataLake | None = None) -> None:
+    def __init__(
+        self, uid: str | None = None, *, lake: DataLake | None = None, suffix: str = ""
+    ) -> None:
+        if uid is None:
+            call = active_call()
+            if call is None:
+                raise ValueError(
+                    "File() needs a uid outside a file_creator function "
+                    "(implicit uids are derived from the call that creates the file)"
+                )
+            uid = call.implicit_uid(suffix)
+            lake = lake or call.lake
         self._uid = validate_uid(uid)
         self._lake = lake
 
@@ -109,6 +126,14 @@ class File:
     def _read(self, mode: str, kwargs: dict[str, Any]) -> Iterator[IO[Any]]:
         if not _READ_MODES[mode]:
             kwargs.setdefault("encoding", "utf-8")
+        call = active_call()
+        if call is not None:
+            staged = call.staged_path(self._uid)
+            if staged is not None:  # an output this call wrote and has not committed yet
+                with open(staged, mode, **kwargs) as handle:
+                    yield handle
+                return
+            call.note_read(self._uid)
         with self.lake.reading(self._uid) as path, open(path, mode, **kwargs) as handle:
             yield handle
 
@@ -122,8 +147,12 @@ class File:
                 f"{', '.join(sorted(unexpected))}"
             )
         lake = self.lake
+        call = active_call()
+        if call is not None:
+            call.check_output(self._uid)
         lake.ensure_absent(self._uid)
         tmp = lake.local.temp_path(self._uid)
+        staged = False
         try:
             raw = HashingFile(tmp)
             buffering = kwargs.pop("buffering", -1)
@@ -138,10 +167,24 @@ class File:
                 yield handle
             finally:
                 handle.close()
-            sha256, _ = raw.finish(tmp)
-            lake.commit(self._uid, tmp, sha256)
+            sha256, size = raw.finish(tmp)
+            if call is not None:
+                # Inside file_creator: committed (uploaded) only if the function returns.
+                call.stage(self._uid, tmp, sha256, size)
+                staged = True
+            else:
+                lake.create(self._uid, tmp, sha256, job=WRITE_JOB)
         finally:
-            tmp.unlink(missing_ok=True)
+            if not staged:
+                tmp.unlink(missing_ok=True)
+
+    def delete(self) -> None:
+        """Remove the file from the lake and local storage, recording the deletion.
+
+        Raises:
+            FileNotInLakeError: the lake does not have it.
+        """
+        self.lake.delete(self._uid)
 
     def exists_locally(self) -> bool:
         """True if local storage has this file."""

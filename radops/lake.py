@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -26,6 +27,8 @@ from radops.uids import validate_uid
 
 if TYPE_CHECKING:
     from radops.file import File
+    from radops.lineage.events import Creation, DatasetRef
+    from radops.lineage.recorder import LineageRecorder
 
 __all__ = ["DataLake", "LocalStatus", "default_lake", "set_default_lake"]
 
@@ -34,6 +37,17 @@ log = logging.getLogger("radops")
 # Metadata radops records on every object it creates, beside the sha256.
 ORIGINATOR_KEY = "originator"
 RADOPS_VERSION_KEY = "radops-version"
+RUN_KEY = "radops-run-id"  # the run whose COMPLETE record created the object
+
+ADD_JOB = "radops.datalake.add"
+WRITE_JOB = "radops.File.write"
+RM_JOB = "radops.datalake.rm"
+
+
+def radops_outputs(event: dict[str, Any]) -> list[str]:
+    """The uids a radops event created (or deleted)."""
+    facet = event.get("run", {}).get("facets", {}).get("radops", {})
+    return list(facet.get("outputs", []))
 
 
 def radops_version() -> str:
@@ -62,6 +76,7 @@ class DataLake:
         self.settings = settings
         self._store = store
         self._originator: str | None = None
+        self._lineage: LineageRecorder | None = None
         self.local = LocalStorage(
             settings.storage_dir,
             settings.state_dir,
@@ -83,6 +98,49 @@ class DataLake:
         if self._store is None:
             self._store = store_from_settings(self.settings)
         return self._store
+
+    @property
+    def lineage(self) -> LineageRecorder:
+        """This lake's lineage: records in the lake, the local index, delivery to consumers."""
+        if self._lineage is None:
+            from radops.lineage.delivery import transport_from_settings
+            from radops.lineage.recorder import LineageRecorder
+
+            self._lineage = LineageRecorder(
+                self.store,
+                self.settings.state_dir,
+                lambda: transport_from_settings(self.settings),
+            )
+        return self._lineage
+
+    def dataset_ref(
+        self, uid: str, sha256: str | None = None, size: int | None = None
+    ) -> DatasetRef:
+        """``uid`` as an OpenLineage dataset, with its sha256 (from local storage or a HEAD)."""
+        from radops.lineage.events import DatasetRef
+
+        namespace, name = self.store.dataset(uid)
+        if sha256 is None:
+            entry = self.local.entry(uid)
+            if entry is not None:
+                sha256, size = entry.sha256, entry.size
+            else:
+                meta = self.head(uid)
+                if meta is not None:
+                    sha256, size = meta.sha256, meta.size
+        return DatasetRef(namespace, name, uid, sha256, size)
+
+    def _creation(self, job: str, run_id: str, **fields: Any) -> Creation:
+        from radops.lineage.events import Creation
+
+        return Creation(
+            run_id=run_id,
+            job_namespace=self.settings.namespace,
+            job_name=job,
+            email=self.originator,
+            radops_version=radops_version(),
+            **fields,
+        )
 
     def file(self, uid: str) -> File:
         """A :class:`~radops.file.File` handle on this lake."""
@@ -196,6 +254,35 @@ class DataLake:
 
     # -- creating --------------------------------------------------------------------------
 
+    def create(
+        self,
+        uid: str,
+        tmp: Path,
+        sha256: str,
+        *,
+        job: str,
+        inputs: list[DatasetRef] | None = None,
+        parameters: dict[str, Any] | None = None,
+        progress: Progress | None = None,
+    ) -> ObjectMeta:
+        """Create ``uid`` from ``tmp`` and record the creation as a run of ``job``.
+
+        For creations outside ``file_creator``: ``File.open("w")`` and ``datalake add``.
+        """
+        from radops.lineage.events import uuid7
+
+        run_id = str(uuid7())
+        creation = self._creation(job, run_id, inputs=inputs or [], parameters=parameters or {})
+        self.lineage.emit(creation, "START")
+        try:
+            meta = self.commit(uid, tmp, sha256, metadata={RUN_KEY: run_id}, progress=progress)
+        except BaseException as exc:
+            self.lineage.emit(creation, "FAIL", error=exc)
+            raise
+        output = self.dataset_ref(uid, sha256=sha256, size=meta.size)
+        self.lineage.emit(attrs.evolve(creation, outputs=[output]), "COMPLETE")
+        return meta
+
     def commit(
         self,
         uid: str,
@@ -207,7 +294,8 @@ class DataLake:
         """Create ``uid`` from the complete temp file ``tmp``: upload, then place locally.
 
         The upload is a conditional create, so of several writers exactly one wins; the others
-        get :class:`FileExistsInLakeError` and nothing of theirs remains.
+        get :class:`FileExistsInLakeError` and nothing of theirs remains. This records no
+        lineage: see :meth:`create` and ``file_creator``.
         """
         validate_uid(uid)
         recorded = {
@@ -244,7 +332,16 @@ class DataLake:
                     sha256, _ = copy_and_hash(src, dst)
                     dst.flush()
                     os.fsync(dst.fileno())
-            meta = self.commit(uid, tmp, sha256, progress=progress)
+            source_ref = self._external_ref("file", str(source.resolve()))
+            meta = self.create(
+                uid,
+                tmp,
+                sha256,
+                job=ADD_JOB,
+                inputs=[source_ref],
+                parameters={"source": str(source), "move": move},
+                progress=progress,
+            )
         finally:
             tmp.unlink(missing_ok=True)
         if move:
@@ -260,9 +357,63 @@ class DataLake:
         tmp = self.local.temp_path(uid)
         try:
             sha256 = fetch_url(url, tmp, progress=progress)
-            return self.commit(uid, tmp, sha256)
+            parts = urlsplit(url)
+            source_ref = self._external_ref(f"{parts.scheme}://{parts.netloc}", parts.path or "/")
+            return self.create(
+                uid,
+                tmp,
+                sha256,
+                job=ADD_JOB,
+                inputs=[source_ref],
+                parameters={"source": url},
+                progress=progress,
+            )
         finally:
             tmp.unlink(missing_ok=True)
+
+    def _external_ref(self, namespace: str, name: str) -> DatasetRef:
+        from radops.lineage.events import DatasetRef
+
+        return DatasetRef(namespace, name)
+
+    # -- deleting ----------------------------------------------------------------------------
+
+    def delete(self, uid: str) -> None:
+        """Remove ``uid`` from the lake and local storage, recording the deletion (DROP).
+
+        Raises:
+            FileNotInLakeError: the lake does not have it.
+        """
+        from radops.lineage.events import uuid7
+
+        validate_uid(uid)
+        meta = self.head(uid)
+        if meta is None:
+            raise FileNotInLakeError(f"{uid!r} is not in the data lake {self.store.url}")
+        run_id = str(uuid7())
+        creation = self._creation(
+            RM_JOB,
+            run_id,
+            lifecycle="DROP",
+            outputs=[self.dataset_ref(uid, sha256=meta.sha256, size=meta.size)],
+        )
+        self.lineage.emit(creation, "START")
+        self.store.delete(uid)
+        self.local.remove(uid)
+        self.lineage.emit(creation, "COMPLETE")
+
+    def downstream(self, uid: str) -> list[str]:
+        """Every file made from ``uid``, directly or not, in the order they were made."""
+        found: list[str] = []
+        frontier = [uid]
+        while frontier:
+            current = frontier.pop(0)
+            for event in self.lineage.runs_using(current):
+                for output in radops_outputs(event):
+                    if output not in found and output != uid:
+                        found.append(output)
+                        frontier.append(output)
+        return found
 
     # -- listing and local state ----------------------------------------------------------------
 
@@ -318,7 +469,11 @@ def default_lake() -> DataLake:
     global _default
     with _default_lock:
         if _default is None:
-            _default = DataLake(Settings.load())
+            from radops.logs import configure_logging
+
+            settings = Settings.load()
+            configure_logging(settings.log_level)
+            _default = DataLake(settings)
         return _default
 
 

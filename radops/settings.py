@@ -75,6 +75,40 @@ def _optional_size(value: Any) -> int | None:
     return parse_size(value)
 
 
+def _namespace(value: Any) -> str:
+    text = str(value).strip()
+    if not text:
+        raise ValueError("the namespace cannot be empty")
+    return text
+
+
+def _seconds(value: Any) -> float:
+    seconds = float(value)
+    if not seconds > 0:
+        raise ValueError(f"not a positive number of seconds: {value!r}")
+    return seconds
+
+
+def _openlineage_configured(environ: Mapping[str, str], base: Path) -> str | None:
+    """Where openlineage-python would find its own transport configuration, if anywhere."""
+    if environ.get("OPENLINEAGE_DISABLED", "").strip().lower() == "true":
+        return None
+    if environ.get("OPENLINEAGE_CONFIG"):
+        return "env OPENLINEAGE_CONFIG"
+    if environ.get("OPENLINEAGE_URL"):
+        return "env OPENLINEAGE_URL"
+    if any(name.startswith("OPENLINEAGE__TRANSPORT") for name in environ):
+        return "env OPENLINEAGE__TRANSPORT__*"
+    home = Path(environ["HOME"]) if environ.get("HOME") else None
+    for candidate in (
+        base / "openlineage.yml",
+        home / ".openlineage" / "openlineage.yml" if home else None,
+    ):
+        if candidate is not None and candidate.is_file():
+            return f"file {candidate}"
+    return None
+
+
 def _log_level(value: Any) -> str:
     level = str(value).strip().upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -122,7 +156,20 @@ _SPECS: tuple[_Spec, ...] = (
         "keep local storage under this size by evicting files that are in the lake",
     ),
     _Spec("log_level", _log_level, "INFO", "level of radops' log messages on stderr"),
+    _Spec("namespace", _namespace, "radops", "OpenLineage namespace of radops' jobs"),
+    _Spec(
+        "marquez_url",
+        _optional_str,
+        None,
+        "Marquez (or any OpenLineage HTTP endpoint) that receives every event",
+    ),
+    _Spec(
+        "lineage_timeout", _seconds, 5.0, "seconds a lineage consumer may take to accept one event"
+    ),
 )
+# Secrets come only from the environment (or an argument): never from or into config.toml,
+# and `config show` only says whether they are set.
+_SECRETS = {"marquez_api_key": "RADOPS_MARQUEZ_API_KEY"}
 SETTING_NAMES: tuple[str, ...] = ("home", *(spec.name for spec in _SPECS))
 
 
@@ -154,6 +201,11 @@ class Settings:
     email: str | None = None
     cache_max_bytes: int | None = None
     log_level: str = "INFO"
+    namespace: str = "radops"
+    marquez_url: str | None = None
+    lineage_timeout: float = 5.0
+    marquez_api_key: str | None = attrs.field(default=None, repr=False)
+    openlineage_config: str | None = None
     sources: Mapping[str, str] = attrs.field(factory=dict, eq=False, repr=False)
 
     @classmethod
@@ -174,7 +226,7 @@ class Settings:
         """
         environ: Mapping[str, str] = os.environ if env is None else env
         base = cwd or Path.cwd()
-        unknown = set(overrides) - set(SETTING_NAMES)
+        unknown = set(overrides) - set(SETTING_NAMES) - set(_SECRETS)
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
 
@@ -207,6 +259,13 @@ class Settings:
                 where = source.removeprefix("env ").removeprefix("config ")
                 raise ConfigError(f"invalid {spec.name} from {where}: {exc}") from exc
             sources[spec.name] = source
+
+        for name, env_var in _SECRETS.items():
+            if overrides.get(name) is not None:
+                values[name], sources[name] = overrides[name], "argument"
+            elif environ.get(env_var):
+                values[name], sources[name] = environ[env_var], f"env {env_var}"
+        values["openlineage_config"] = _openlineage_configured(environ, base)
 
         if values["remote"] is None:
             values["remote"] = str(home / "lake")
@@ -262,6 +321,18 @@ class Settings:
                 value = git_user_email()
                 source = "git config user.email" if value else "not set"
             rows.append((spec.name, None if value is None else str(value), source))
+        for name in _SECRETS:
+            secret = getattr(self, name)
+            rows.append(
+                (name, "(set, hidden)" if secret else None, self.sources.get(name, "not set"))
+            )
+        rows.append(
+            (
+                "openlineage",
+                "configured" if self.openlineage_config else None,
+                self.openlineage_config or "not configured",
+            )
+        )
         return rows
 
 

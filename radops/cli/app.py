@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from radops.cli import config, datalake
+from radops.cli import config, datalake, lineage
 
 app = typer.Typer(
     name="radops",
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 app.add_typer(datalake.app, name="datalake")
 app.add_typer(config.app, name="config")
+app.add_typer(lineage.app, name="lineage")
 
 
 def _version(value: bool) -> None:

@@ -174,3 +174,92 @@ def rm_local(
     if not data_lake.remove_local(uid):
         abort(f"{uid!r} is not in local storage")
     err().print(f"removed {uid} from local storage", markup=False)
+
+
+@app.command("lineage")
+@handle_errors
+def lineage(
+    ctx: typer.Context,
+    uid: str = typer.Argument(..., help="The file's uid."),
+    depth: int = typer.Option(1, "--depth", min=1, help="Levels of creations to follow upstream."),
+    downstream: bool = typer.Option(False, "--downstream", help="List what was made from it."),
+    as_json: bool = typer.Option(False, "--json", help="Print the OpenLineage events."),
+) -> None:
+    """Show how a file was made: input files -> creation method -> output."""
+    from radops.cli.render import render_creation, summarize
+    from radops.lake import radops_outputs
+
+    data_lake = lake(ctx)
+    data_lake.lineage.sync()
+    event = data_lake.lineage.creation_of(uid, sync=False)
+    if event is None:
+        if data_lake.head(uid) is None:
+            abort(f"{uid!r} is not in the data lake {data_lake.store.url}")
+        abort(f"{uid!r} has no creation record in {data_lake.store.url}")
+    events = [event]
+    level = [event]
+    for _ in range(depth - 1):
+        parents = []
+        for child in level:
+            for parent_uid in summarize(child).inputs:
+                parent = data_lake.lineage.creation_of(parent_uid, sync=False)
+                if parent is not None and parent not in events:
+                    parents.append(parent)
+                    events.append(parent)
+        level = parents
+    made_from = data_lake.downstream(uid) if downstream else []
+    if as_json:
+        payload: dict[str, object] = {"uid": uid, "events": events}
+        if downstream:
+            payload["downstream"] = [
+                {"uid": each, "event": data_lake.lineage.creation_of(each, sync=False)}
+                for each in made_from
+            ]
+        typer.echo(json.dumps(payload, indent=2, sort_keys=True))
+        return
+    console = out()
+    for i, each in enumerate(events):
+        if i:
+            outputs = ", ".join(radops_outputs(each))
+            console.print(f"\n{outputs} was made by:", markup=False, style="bold")
+        render_creation(console, summarize(each), uid if i == 0 else None)
+    if downstream:
+        console.print(
+            f"\nmade from {uid}:" if made_from else f"\nnothing was made from {uid}",
+            markup=False,
+            style="bold",
+        )
+        for made in made_from:
+            console.print(f"  {made}", markup=False)
+
+
+@app.command("rm")
+@handle_errors
+def rm(
+    ctx: typer.Context,
+    uid: str = typer.Argument(..., help="The file's uid."),
+    cascade: bool = typer.Option(False, "--cascade", help="Also remove what was made from it."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Delete a file from the lake and local storage; the deletion is recorded in lineage."""
+    data_lake = lake(ctx)
+    if data_lake.head(uid) is None:
+        abort(f"{uid!r} is not in the data lake {data_lake.store.url}")
+    data_lake.lineage.sync()
+    made_from = [each for each in data_lake.downstream(uid) if data_lake.head(each) is not None]
+    targets = [uid]
+    if cascade and made_from:
+        err().print(f"these files were made from {uid} and will be deleted too:", markup=False)
+        for each in made_from:
+            err().print(f"  {each}", markup=False)
+        if not yes and not typer.confirm(f"delete {len(made_from) + 1} file(s)?", err=True):
+            abort("nothing deleted")
+        targets += made_from
+    for each in reversed(targets):  # downstream first, so no file outlives its input's record
+        data_lake.delete(each)
+        err().print(f"deleted {each}", markup=False)
+    if made_from and not cascade:
+        warn(
+            f"{len(made_from)} file(s) made from {uid} now have a missing input: "
+            f"{', '.join(made_from)} (use --cascade to delete them too)"
+        )

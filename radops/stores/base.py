@@ -86,3 +86,25 @@ class ObjectStore(Protocol):
     def delete(self, key: str) -> None:
         """Remove ``key``; missing keys are ignored."""
         ...
+
+    def dataset(self, key: str) -> tuple[str, str]:
+        """(namespace, name) of ``key`` by the OpenLineage dataset naming convention."""
+        ...
+
+    # Records: radops' own small files under the reserved ``.radops/`` prefix of the lake.
+
+    def put_record(self, name: str, data: bytes) -> None:
+        """Create the record ``name`` (conditionally, like objects)."""
+        ...
+
+    def get_record(self, name: str) -> bytes | None:
+        """The bytes of record ``name``, or None."""
+        ...
+
+    def list_records(self, prefix: str, start_after: str = "") -> Iterator[str]:
+        """Names of the records under ``prefix`` (a folder ending in '/'), sorted, after one."""
+        ...
+
+    def list_record_folders(self, prefix: str) -> tuple[str, ...]:
+        """Names of the folders directly under the record folder ``prefix``."""
+        ...

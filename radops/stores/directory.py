@@ -250,6 +250,54 @@ class DirectoryStore:
             raise StoreError(f"cannot delete {key!r} from {self.root}: {exc}") from exc
         self._meta_path(key).unlink(missing_ok=True)
 
+    def dataset(self, key: str) -> tuple[str, str]:
+        return "file", str(self.root.resolve() / validate_uid(key))
+
+    def _record_path(self, name: str) -> Path:
+        return self._reserved / validate_uid(name)
+
+    def put_record(self, name: str, data: bytes) -> None:
+        path = self._record_path(name)
+        self._ensure_dirs()
+        tmp = self._tmp / f"{uuid.uuid4().hex}.record"
+        try:
+            with tmp.open("xb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.link(tmp, path)
+        except FileExistsError as exc:
+            raise FileExistsInLakeError(f"record {name!r} already exists in {self.root}") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot write record {name!r} to {self.root}: {exc}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def get_record(self, name: str) -> bytes | None:
+        try:
+            return self._record_path(name).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def list_records(self, prefix: str, start_after: str = "") -> Iterator[str]:
+        folder = self._reserved / prefix.rstrip("/")
+        try:
+            names = sorted(entry.name for entry in os.scandir(folder) if entry.is_file())
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        base = prefix if prefix.endswith("/") else prefix + "/"
+        for name in names:
+            if base + name > start_after:
+                yield base + name
+
+    def list_record_folders(self, prefix: str) -> tuple[str, ...]:
+        folder = self._reserved / prefix.rstrip("/")
+        try:
+            return tuple(sorted(e.name for e in os.scandir(folder) if e.is_dir()))
+        except (FileNotFoundError, NotADirectoryError):
+            return ()
+
 
 def _fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)

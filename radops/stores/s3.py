@@ -284,6 +284,70 @@ class S3Store:
         except (ClientError, BotoCoreError) as exc:
             raise self._fail("delete", key, exc) from exc
 
+    def dataset(self, key: str) -> tuple[str, str]:
+        return f"s3://{self.bucket}", self._key(key)
+
+    def _record_key(self, name: str) -> str:
+        return f"{self.prefix}{RESERVED_PREFIX}/{validate_uid(name)}"
+
+    def put_record(self, name: str, data: bytes) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._record_key(name), Body=data)
+        except ClientError as exc:
+            if _error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                raise FileExistsInLakeError(
+                    f"record {name!r} already exists in {self.url}"
+                ) from exc
+            raise self._fail("write record", name, exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail("write record", name, exc) from exc
+
+    def get_record(self, name: str) -> bytes | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._record_key(name))
+            data: bytes = response["Body"].read()
+        except ClientError as exc:
+            if _error_code(exc) in ("404", "NoSuchKey"):
+                return None
+            raise self._fail("read record", name, exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail("read record", name, exc) from exc
+        return data
+
+    def list_records(self, prefix: str, start_after: str = "") -> Iterator[str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        base = f"{self.prefix}{RESERVED_PREFIX}/"
+        options: dict[str, Any] = {"Bucket": self.bucket, "Prefix": base + prefix}
+        if start_after:
+            options["StartAfter"] = base + start_after
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(**options):
+                for item in page.get("Contents", []):
+                    name = item["Key"][len(base) :]
+                    if name > start_after:
+                        yield name
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("list records", prefix, exc) from exc
+
+    def list_record_folders(self, prefix: str) -> tuple[str, ...]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        base = f"{self.prefix}{RESERVED_PREFIX}/{prefix}"
+        folders: list[str] = []
+        try:
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=base, Delimiter="/"):
+                for common in page.get("CommonPrefixes", []):
+                    folders.append(common["Prefix"][len(base) :].rstrip("/"))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("list records", prefix, exc) from exc
+        return tuple(sorted(folders))
+
     def close(self) -> None:
         """Stop the transfer manager's threads."""
         if self._manager is not None:

@@ -1,0 +1,41 @@
+"""``radops lineage``: the OpenLineage events of the lake."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from radops.cli._common import err, handle_errors, lake
+
+app = typer.Typer(help="OpenLineage events: delivery and export.", no_args_is_help=True)
+
+
+@app.command("flush")
+@handle_errors
+def flush(ctx: typer.Context) -> None:
+    """Send the events queued for the lineage consumer (Marquez or OpenLineage transport)."""
+    outbox = lake(ctx).lineage.outbox
+    if not outbox.enabled:
+        pending = len(outbox.pending())
+        err().print(f"no lineage consumer is configured; {pending} event(s) queued", markup=False)
+        return
+    result = outbox.flush()
+    err().print(
+        f"delivered {result.delivered} event(s), {result.remaining} still queued", markup=False
+    )
+    if result.failed:
+        raise typer.Exit(1)
+
+
+@app.command("export")
+@handle_errors
+def export(
+    ctx: typer.Context,
+    since: str = typer.Option(None, "--since", help="Only events at or after this ISO time."),
+) -> None:
+    """Print every event stored in the lake as NDJSON (one event per line)."""
+    data_lake = lake(ctx)
+    data_lake.lineage.sync()
+    for event in data_lake.lineage.index.events(since):
+        typer.echo(json.dumps(event, sort_keys=True))

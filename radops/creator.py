@@ -1,0 +1,452 @@
+"""``@file_creator``: pipeline functions whose outputs are data-lake files, with lineage.
+
+The wrapper only orchestrates: bind the call, decide whether it can be skipped, run it with a
+call context that stages its outputs, then commit the outputs and record the run. Staging means
+nothing the function writes reaches the lake unless the function returns normally.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+import attrs
+
+from radops.canonical import call_digest, to_json_value
+from radops.errors import FileExistsInLakeError, RadopsError
+from radops.lake import RUN_KEY
+
+if TYPE_CHECKING:
+    from radops.file import File
+    from radops.lake import DataLake
+    from radops.lineage.events import DatasetRef
+    from radops.lineage.source import SourceInfo
+
+__all__ = ["CallContext", "OutputsError", "active_call", "file_creator"]
+
+log = logging.getLogger("radops")
+
+F = TypeVar("F", bound=Callable[..., Any])
+FILE_MARKER = "radops.File"
+_OUTPUT_ARGS = ("output_uid", "output_uids")
+
+
+class OutputsError(RadopsError):
+    """A ``file_creator`` call's outputs are inconsistent: partly present, or not created."""
+
+
+class UntrackedOutputError(RadopsError, ValueError):
+    """A file with an undeclared explicit uid was created inside a ``file_creator`` function."""
+
+
+@attrs.define
+class _Staged:
+    uid: str
+    tmp: Path
+    sha256: str
+    size: int
+
+
+@attrs.define
+class CallContext:
+    """The state of one running ``file_creator`` call, seen by ``File`` through a contextvar."""
+
+    lake: DataLake
+    job_name: str
+    digest: str
+    explicit: list[str] | None
+    staged: dict[str, _Staged] = attrs.field(factory=dict)
+    read: list[str] = attrs.field(factory=list)
+    _counter: int = 0
+
+    def implicit_uid(self, suffix: str = "") -> str:
+        """The next implicit output uid of this call: ``<module.function>/<digest>-<n><suffix>``."""
+        uid = f"{self.job_name}/{self.digest[:32]}-{self._counter}{suffix}"
+        self._counter += 1
+        return uid
+
+    def check_output(self, uid: str) -> None:
+        """Refuse to create ``uid`` unless the call declared it (or it is implicit)."""
+        if uid in self.staged:
+            raise FileExistsInLakeError(f"{uid!r} was already written by this call")
+        implicit_prefix = f"{self.job_name}/{self.digest[:32]}-"
+        if uid.startswith(implicit_prefix):
+            return
+        if self.explicit is None or uid not in self.explicit:
+            declared = ", ".join(repr(u) for u in self.explicit or []) or "none"
+            raise UntrackedOutputError(
+                f"{self.job_name} tried to create {uid!r}, which it did not declare: inside a "
+                f"file_creator function, create File() (implicit uid) or the uids passed as "
+                f"output_uid/output_uids (declared: {declared})"
+            )
+
+    def stage(self, uid: str, tmp: Path, sha256: str, size: int) -> None:
+        """Keep a finished output until the function returns."""
+        self.staged[uid] = _Staged(uid, tmp, sha256, size)
+
+    def staged_path(self, uid: str) -> Path | None:
+        """The staged bytes of ``uid`` if this call wrote it (so it can read it back)."""
+        staged = self.staged.get(uid)
+        return staged.tmp if staged else None
+
+    def note_read(self, uid: str) -> None:
+        """Remember an input that the function opened without receiving it as an argument."""
+        if uid not in self.read and uid not in self.staged:
+            self.read.append(uid)
+
+    def discard(self) -> None:
+        """Delete every staged output (the function raised)."""
+        for staged in self.staged.values():
+            staged.tmp.unlink(missing_ok=True)
+        self.staged.clear()
+
+
+_active: contextvars.ContextVar[CallContext | None] = contextvars.ContextVar(
+    "radops_call", default=None
+)
+
+
+def active_call() -> CallContext | None:
+    """The ``file_creator`` call running in this context, if any."""
+    return _active.get()
+
+
+@overload
+def file_creator(func: F) -> F: ...
+@overload
+def file_creator(*, version: str = "") -> Callable[[F], F]: ...
+
+
+def file_creator(func: F | None = None, *, version: str = "") -> F | Callable[[F], F]:
+    """Make ``func`` a pipeline step whose outputs are data-lake files with lineage.
+
+    Every ``File`` argument (also inside lists, tuples and dicts) is an input; every other
+    argument is a parameter and must have a canonical JSON form. Outputs are either declared,
+    with the special arguments ``output_uid`` (the function returns one ``File``) or
+    ``output_uids`` (it returns a list), or implicit: ``File()`` inside the function gets a uid
+    derived from the function, its parameters and its input uids.
+
+    If every output already exists in the lake, the function is not run: the call returns
+    handles to the outputs without downloading anything. ``version`` is a salt that enters the
+    implicit uids; change it to force a rerun after changing the code.
+
+    Raises:
+        ParameterError: a parameter has no canonical JSON form (a ``TypeError``).
+        OutputsError: some outputs exist and others do not, or a declared output was not made.
+        UntrackedOutputError: the function created a file with an undeclared explicit uid.
+    """
+
+    def decorate(function: F) -> F:
+        step = _Step(function, version)
+
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return step(args, kwargs)
+
+        wrapper.__radops_step__ = step  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    if func is not None:
+        return decorate(func)
+    return decorate
+
+
+class _Step:
+    """A decorated function: its signature and code, computed once."""
+
+    def __init__(self, function: Callable[..., Any], version: str) -> None:
+        self.function = function
+        self.version = version
+        self.signature = inspect.signature(function)
+        self.module = function.__module__
+        self.name = function.__qualname__
+        self.job_name = f"{self.module}.{self.name}"
+        self._source: SourceInfo | None = None
+
+    @property
+    def source(self) -> SourceInfo:
+        if self._source is None:
+            from radops.lineage.source import source_info
+
+            self._source = source_info(self.function)
+        return self._source
+
+    def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        from radops.file import File
+
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        inputs: list[File] = []
+
+        def as_marker(value: Any) -> Any:
+            if isinstance(value, File):
+                inputs.append(value)
+                return {FILE_MARKER: value.uid}
+            return NotImplemented
+
+        arguments: dict[str, Any] = {}
+        parameters: dict[str, Any] = {}
+        for name, value in bound.arguments.items():
+            if name in _OUTPUT_ARGS:
+                continue
+            before = len(inputs)
+            arguments[name] = to_json_value(value, name, file_hook=as_marker)
+            if not _only_files(value) or len(inputs) == before:
+                parameters[name] = arguments[name]
+        explicit = _explicit_outputs(bound.arguments)
+        lake = inputs[0].lake if inputs else _default_lake()
+        digest = call_digest(self.module, self.name, arguments, salt=self.version)
+
+        skipped = self._try_skip(lake, digest, explicit)
+        if skipped is not _RUN:
+            return skipped
+        return self._run(lake, bound, digest, explicit, inputs, parameters)
+
+    # -- skipping ---------------------------------------------------------------------------
+
+    def _try_skip(self, lake: DataLake, digest: str, explicit: list[str] | None) -> Any:
+        if explicit is not None:
+            outputs = explicit
+            returned: Any = None
+        else:
+            record = lake.lineage.call(digest)
+            if record is None:
+                return _RUN
+            facet = record["run"]["facets"].get("radops", {})
+            outputs = list(facet.get("outputs", []))
+            returned = facet.get("returned")
+            if not outputs:
+                return _RUN
+        metas = {uid: lake.head(uid) for uid in outputs}
+        present = [uid for uid, meta in metas.items() if meta is not None]
+        if not present:
+            return _RUN
+        if len(present) < len(outputs):
+            missing = [uid for uid in outputs if metas[uid] is None]
+            raise OutputsError(
+                f"{self.job_name}: some outputs are in the data lake ({', '.join(present)}) and "
+                f"others are not ({', '.join(missing)}); delete the present ones "
+                "(`radops datalake rm`) to run it again, or restore the missing ones"
+            )
+        recorded = {meta.metadata.get(SOURCE_KEY) for meta in metas.values() if meta}
+        log.info(
+            "%s skipped: its outputs are already in the data lake (%s)",
+            self.job_name,
+            ", ".join(outputs),
+        )
+        if recorded - {None, self.source.source_sha256}:
+            log.warning(
+                "%s: the outputs in the data lake were made by different code than the current "
+                "%s; they are used as they are. To run it again, pass a new version "
+                '(@file_creator(version="2")) or delete the outputs (`radops datalake rm`)',
+                self.job_name,
+                self.source.file or "source",
+            )
+        return _rebuild(lake, explicit, outputs, returned)
+
+    # -- running ----------------------------------------------------------------------------
+
+    def _run(
+        self,
+        lake: DataLake,
+        bound: inspect.BoundArguments,
+        digest: str,
+        explicit: list[str] | None,
+        inputs: list[File],
+        parameters: dict[str, Any],
+    ) -> Any:
+        from radops.lineage.events import Creation, uuid7
+
+        if self.source.warning:
+            log.warning("%s", self.source.warning)
+        context = CallContext(lake, self.job_name, digest, explicit)
+        run_id = str(uuid7())
+        creation = Creation(
+            run_id=run_id,
+            job_namespace=lake.settings.namespace,
+            job_name=self.job_name,
+            email=lake.originator,
+            radops_version=_version(),
+            source=self.source,
+            parameters=parameters,
+            inputs=[lake.dataset_ref(f.uid) for f in _unique(inputs)],
+            call_digest=digest,
+        )
+        lake.lineage.emit(creation, "START")
+        token = _active.set(context)
+        try:
+            result = self.function(*bound.args, **bound.kwargs)
+        except BaseException as exc:
+            _active.reset(token)
+            context.discard()
+            _record_quietly(
+                lake,
+                attrs.evolve(creation, inputs=self._inputs(lake, inputs, context)),
+                "FAIL",
+                exc,
+            )
+            raise
+        _active.reset(token)
+        try:
+            return self._complete(lake, context, creation, inputs, result)
+        except BaseException as exc:
+            context.discard()
+            if not isinstance(exc, _LostRace):
+                _record_quietly(lake, creation, "FAIL", exc)
+                raise
+            _record_quietly(lake, creation, "ABORT", None)
+            return exc.result
+
+    def _inputs(self, lake: DataLake, inputs: list[File], context: CallContext) -> list[DatasetRef]:
+        uids = [f.uid for f in _unique(inputs)]
+        uids += [uid for uid in context.read if uid not in uids]
+        return [lake.dataset_ref(uid) for uid in uids]
+
+    def _complete(
+        self, lake: DataLake, context: CallContext, creation: Any, inputs: list[File], result: Any
+    ) -> Any:
+        if context.explicit is not None:
+            missing = [uid for uid in context.explicit if uid not in context.staged]
+            if missing:
+                raise OutputsError(
+                    f"{self.job_name} returned without creating its declared output(s) "
+                    f"{', '.join(missing)}"
+                )
+        metadata = {
+            RUN_KEY: creation.run_id,
+            DIGEST_KEY: context.digest,
+            SOURCE_KEY: self.source.source_sha256,
+        }
+        committed: list[str] = []
+        for staged in list(context.staged.values()):
+            try:
+                lake.commit(staged.uid, staged.tmp, staged.sha256, metadata=metadata)
+            except FileExistsInLakeError:
+                if committed:
+                    raise
+                # Another process made the same outputs first: use theirs, as a skip would.
+                raise _LostRace(
+                    _rebuild(lake, context.explicit, list(context.staged), _returned_json(result))
+                ) from None
+            committed.append(staged.uid)
+        outputs = [
+            lake.dataset_ref(uid, sha256=s.sha256, size=s.size) for uid, s in context.staged.items()
+        ]
+        complete = attrs.evolve(
+            creation,
+            inputs=self._inputs(lake, inputs, context),
+            outputs=outputs,
+            returned=_returned_json(result),
+        )
+        lake.lineage.emit(complete, "COMPLETE")
+        context.staged.clear()
+        return result
+
+
+DIGEST_KEY = "radops-call-digest"
+SOURCE_KEY = "radops-source-sha256"
+
+
+class _Run:
+    pass
+
+
+_RUN: Any = _Run()
+
+
+class _LostRace(Exception):
+    def __init__(self, result: Any) -> None:
+        super().__init__("lost the race")
+        self.result = result
+
+
+def _record_quietly(lake: DataLake, creation: Any, state: str, error: BaseException | None) -> None:
+    try:
+        lake.lineage.emit(creation, state, error=error)
+    except Exception:
+        log.warning("could not record the %s event of %s", state, creation.job_name, exc_info=True)
+
+
+def _only_files(value: Any) -> bool:
+    from radops.file import File
+
+    if isinstance(value, File):
+        return True
+    if isinstance(value, (list, tuple)):
+        return bool(value) and all(_only_files(v) for v in value)
+    if isinstance(value, dict):
+        return bool(value) and all(_only_files(v) for v in value.values())
+    return False
+
+
+def _explicit_outputs(arguments: dict[str, Any]) -> list[str] | None:
+    from radops.uids import validate_uid
+
+    if "output_uid" in arguments and arguments["output_uid"] is not None:
+        return [validate_uid(arguments["output_uid"])]
+    if "output_uids" in arguments and arguments["output_uids"] is not None:
+        uids = arguments["output_uids"]
+        if isinstance(uids, str):
+            raise TypeError("output_uids must be a list of uids, not a string")
+        return [validate_uid(uid) for uid in uids]
+    return None
+
+
+def _unique(files: list[File]) -> Iterator[File]:
+    seen: set[str] = set()
+    for file in files:
+        if file.uid not in seen:
+            seen.add(file.uid)
+            yield file
+
+
+def _returned_json(result: Any) -> Any:
+    from radops.file import File
+
+    def marker(value: Any) -> Any:
+        return {FILE_MARKER: value.uid} if isinstance(value, File) else NotImplemented
+
+    try:
+        return to_json_value(result, "return value", file_hook=marker)
+    except RadopsError:
+        return None  # not reconstructible: a skipped call then returns the output handles
+
+
+def _rebuild(lake: DataLake, explicit: list[str] | None, outputs: list[str], returned: Any) -> Any:
+    from radops.file import File
+
+    if returned is not None:
+        return _from_json(lake, returned)
+    if explicit is not None and len(explicit) == 1:
+        return File(explicit[0], lake=lake)
+    files = [File(uid, lake=lake) for uid in outputs]
+    return files[0] if len(files) == 1 and explicit is None else files
+
+
+def _from_json(lake: DataLake, value: Any) -> Any:
+    from radops.file import File
+
+    if isinstance(value, dict):
+        if set(value) == {FILE_MARKER}:
+            return File(value[FILE_MARKER], lake=lake)
+        return {k: _from_json(lake, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_json(lake, v) for v in value]
+    return value
+
+
+def _default_lake() -> DataLake:
+    from radops.lake import default_lake
+
+    return default_lake()
+
+
+def _version() -> str:
+    from radops import __version__
+
+    return __version__

@@ -1,0 +1,243 @@
+"""Delivering events to OpenLineage consumers, off the critical path, through an on-disk queue.
+
+An event is first written to ``$RADOPS_HOME/state/outbox/`` (a small local write), then a
+background thread sends it with the configured openlineage-python transport and deletes it once
+the consumer accepted it. A consumer that is down, slow or failing never fails the user's
+function: the event stays queued and is retried by the next creation, at exit (for a bounded
+time), and by ``radops lineage flush``. Each queued file is sent under an exclusive lock and
+deleted right after it was accepted, so concurrent flushers never send it twice.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import errno
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from radops.lineage.events import uuid7
+
+if TYPE_CHECKING:
+    from radops.settings import Settings
+
+__all__ = ["FlushResult", "Outbox", "Transport", "transport_from_settings"]
+
+log = logging.getLogger("radops.lineage")
+
+Transport = Any  # an openlineage.client.transport.Transport: anything with emit(event)
+
+
+@attrs.frozen
+class FlushResult:
+    """What one flush did."""
+
+    delivered: int
+    failed: int
+    remaining: int
+
+
+class Outbox:
+    """The on-disk queue of events waiting for a consumer.
+
+    ``transport`` is built lazily by ``make_transport`` (None: no consumer is configured, and
+    nothing is queued).
+    """
+
+    def __init__(self, directory: Path, make_transport: Callable[[], Transport | None]) -> None:
+        self.directory = directory
+        self._make_transport = make_transport
+        self._transport: Transport | None = None
+        self._transport_made = False
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self._retry_after = 0.0
+        self._failures = 0
+
+    @property
+    def transport(self) -> Transport | None:
+        """The consumer's transport, or None when none is configured."""
+        with self._lock:
+            if not self._transport_made:
+                self._transport = self._make_transport()
+                self._transport_made = True
+            return self._transport
+
+    @property
+    def enabled(self) -> bool:
+        """True if a consumer is configured."""
+        return self.transport is not None
+
+    def put(self, event: Mapping[str, Any]) -> Path | None:
+        """Queue ``event`` and wake the sender; None (nothing queued) without a consumer."""
+        if not self.enabled:
+            return None
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = self.directory / f"{uuid7()}.json"
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(event, handle, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+        self._start()
+        self._wake.set()
+        return path
+
+    def pending(self) -> list[Path]:
+        """Queued events, oldest first."""
+        try:
+            return sorted(p for p in self.directory.iterdir() if p.suffix == ".json")
+        except FileNotFoundError:
+            return []
+
+    def flush(self, deadline: float | None = None) -> FlushResult:
+        """Send queued events in order until the queue is empty, a send fails, or ``deadline``.
+
+        Stops at the first failure, so events stay in order and a down consumer costs one
+        timeout, not one per event.
+        """
+        transport = self.transport
+        delivered = failed = 0
+        if transport is None:
+            return FlushResult(0, 0, len(self.pending()))
+        for path in self.pending():
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            with self._claim(path) as event:
+                if event is None:
+                    continue  # another process sent it, or is sending it
+                try:
+                    transport.emit(event)
+                except Exception as exc:  # noqa: BLE001 - any consumer failure keeps it queued
+                    failed += 1
+                    log.debug("lineage delivery failed, event kept in %s: %s", path, exc)
+                    break
+                path.unlink(missing_ok=True)
+                delivered += 1
+        return FlushResult(delivered, failed, len(self.pending()))
+
+    @contextlib.contextmanager
+    def _claim(self, path: Path) -> Iterator[dict[str, Any] | None]:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            yield None
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    yield None
+                    return
+                raise
+            if os.fstat(fd).st_nlink == 0:  # sent and deleted while we waited
+                yield None
+                return
+            with os.fdopen(os.dup(fd), encoding="utf-8") as handle:
+                event = json.load(handle)
+            yield event
+        finally:
+            os.close(fd)
+
+    # -- the background sender ------------------------------------------------------------
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stop = False
+            self._thread = threading.Thread(target=self._run, name="radops-lineage", daemon=True)
+            self._thread.start()
+            atexit.register(self.close, 3.0)
+
+    def _run(self) -> None:
+        while not self._stop:
+            self._wake.wait(timeout=max(1.0, self._retry_after - time.monotonic()))
+            self._wake.clear()
+            if time.monotonic() < self._retry_after and not self._stop:
+                continue
+            try:
+                result = self.flush()
+            except Exception:
+                log.debug("lineage sender failed", exc_info=True)
+                result = FlushResult(0, 1, 1)
+            if result.failed:
+                self._failures += 1
+                backoff = min(60.0, 0.5 * 2 ** min(self._failures, 7))
+                self._retry_after = time.monotonic() + backoff
+                if self._failures == 1:
+                    log.warning(
+                        "the lineage consumer is unreachable; %d event(s) stay queued in %s and "
+                        "will be sent later (or run `radops lineage flush`)",
+                        result.remaining,
+                        self.directory,
+                    )
+            else:
+                self._failures = 0
+                self._retry_after = 0.0
+            if not self.pending():
+                return
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the queue to drain; True if it did."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            thread = self._thread
+            if thread is None or not thread.is_alive():
+                return not self.pending()
+            thread.join(timeout=min(0.05, max(0.0, deadline - time.monotonic())))
+        return not self.pending()
+
+    def close(self, timeout: float = 0.0) -> None:
+        """Give queued events ``timeout`` seconds to go out, then stop the sender.
+
+        When the consumer just failed, exit does not wait for it: the events stay queued.
+        """
+        if timeout > 0 and self._failures == 0:
+            self.wait(timeout)
+        self._stop = True
+        self._wake.set()
+
+
+def transport_from_settings(settings: Settings) -> Transport | None:
+    """The transport to the configured OpenLineage consumer, or None.
+
+    ``RADOPS_MARQUEZ_URL`` selects openlineage-python's HTTP transport to
+    ``POST /api/v1/lineage`` (with ``RADOPS_MARQUEZ_API_KEY`` as a bearer token). Otherwise,
+    when openlineage-python's own configuration exists (``openlineage.yml``,
+    ``OPENLINEAGE_URL``, ``OPENLINEAGE__TRANSPORT__*``), its client builds the transport, so
+    composite, kafka, file and the other transports work as documented by OpenLineage.
+    The transport's own retries are off: the outbox retries, without blocking anyone.
+    """
+    if settings.marquez_url:
+        from openlineage.client.transport import get_default_factory
+
+        config: dict[str, Any] = {
+            "type": "http",
+            "url": settings.marquez_url,
+            "endpoint": "api/v1/lineage",
+            "timeout": settings.lineage_timeout,
+            "retry": {"total": 0},
+        }
+        if settings.marquez_api_key:
+            config["auth"] = {"type": "api_key", "apiKey": settings.marquez_api_key}
+        return get_default_factory().create(config)
+    if settings.openlineage_config:
+        from openlineage.client import OpenLineageClient
+
+        return OpenLineageClient().transport
+    return None

@@ -1,0 +1,101 @@
+"""Recording runs: where each event goes, and answering lineage questions for one lake.
+
+A START event goes to the index and the consumers. A COMPLETE, FAIL or ABORT event is also
+stored in the lake (the record every machine can read) before it is indexed and queued for the
+consumers. Queries sync the index from the lake first when it might be stale.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from radops.lineage.delivery import Outbox, Transport
+from radops.lineage.events import Creation, build_event, event_to_dict
+from radops.lineage.index import LineageIndex
+from radops.lineage.records import LakeRecords
+
+if TYPE_CHECKING:
+    from radops.stores import ObjectStore
+
+__all__ = ["LineageRecorder"]
+
+log = logging.getLogger("radops.lineage")
+
+
+class LineageRecorder:
+    """The lineage of one lake as seen from one ``RADOPS_HOME``."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        state_dir: Path,
+        make_transport: Callable[[], Transport | None],
+    ) -> None:
+        self.records = LakeRecords(store)
+        self.index = LineageIndex(state_dir, store.url)
+        self.outbox = Outbox(state_dir / "outbox", make_transport)
+        self._synced = False
+
+    def emit(
+        self,
+        creation: Creation,
+        state: str,
+        *,
+        error: BaseException | None = None,
+        store_in_lake: bool | None = None,
+    ) -> dict[str, Any]:
+        """Record ``creation`` in ``state``; returns the event as sent and stored.
+
+        Never raises because a consumer is unreachable; raises only if the lake itself cannot
+        store a COMPLETE record (the caller then knows the creation is not recorded).
+        """
+        event = event_to_dict(build_event(creation, state, error=error))
+        keep = state != "START" if store_in_lake is None else store_in_lake
+        if keep:
+            name = self.records.write(event)
+            self.index.add_many([event], records=[name])
+        else:
+            self.index.add(event)
+        try:
+            self.outbox.put(event)
+        except OSError as exc:  # a full disk must not fail the user's function either
+            log.warning("could not queue a lineage event for delivery: %s", exc)
+        return event
+
+    def sync(self) -> int:
+        """Pull events written to the lake by other machines into the index."""
+        added = self.records.sync(self.index)
+        self._synced = True
+        return added
+
+    def _ensure_synced(self) -> None:
+        if not self._synced:
+            self.sync()
+
+    def creation_of(self, uid: str, *, sync: bool = True) -> dict[str, Any] | None:
+        """The COMPLETE event that created ``uid``, syncing from the lake on a miss."""
+        event = self.index.creation_of(uid)
+        if event is None and sync:
+            self.sync()
+            event = self.index.creation_of(uid)
+        return event
+
+    def call(self, digest: str) -> dict[str, Any] | None:
+        """The latest COMPLETE event of a call with this digest, syncing on a miss."""
+        event = self.index.call(digest)
+        if event is None:
+            self.sync()
+            event = self.index.call(digest)
+        return event
+
+    def runs_using(self, uid: str) -> list[dict[str, Any]]:
+        """COMPLETE events of runs that read ``uid``, after a sync."""
+        self._ensure_synced()
+        return self.index.runs_using(uid)
+
+    def close(self) -> None:
+        """Close the index."""
+        self.index.close()

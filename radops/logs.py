@@ -1,0 +1,63 @@
+"""radops' log messages on stderr, visible by default when a script runs.
+
+radops logs to the ``radops`` logger. Unless the application configured logging itself (the
+root logger has handlers), a handler of radops' own prints records on stderr as
+``radops: LEVEL: message``, at ``RADOPS_LOG_LEVEL`` (INFO by default). Standard ``logging``
+configuration therefore always wins.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TextIO
+
+__all__ = ["configure_logging"]
+
+
+class _Formatter(logging.Formatter):
+    """``radops: message`` for information, ``radops: warning: message`` otherwise."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.exc_info and record.levelno >= logging.ERROR:
+            message += "\n" + self.formatException(record.exc_info)
+        if record.levelno == logging.INFO:
+            return f"radops: {message}"
+        return f"radops: {record.levelname.lower()}: {message}"
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to the current ``sys.stderr``, and steps aside once the application logs."""
+
+    def __init__(self, always: bool) -> None:
+        super().__init__()
+        self.always = always
+        self.setFormatter(_Formatter())
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass  # always the current sys.stderr (so redirections and pytest capture work)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.always and logging.getLogger().handlers:
+            return  # the application configured logging: its handlers get the record
+        super().emit(record)
+
+
+def configure_logging(level: str, *, cli: bool = False) -> None:
+    """Attach radops' stderr handler (once) and set the ``radops`` logger's level.
+
+    ``cli=True`` (the ``radops`` command) prints even if some library configured root logging.
+    """
+    logger = logging.getLogger("radops")
+    handler = next((h for h in logger.handlers if isinstance(h, _StderrHandler)), None)
+    if handler is None:
+        handler = _StderrHandler(always=cli)
+        logger.addHandler(handler)
+    handler.always = handler.always or cli
+    logger.setLevel(level)
