@@ -225,6 +225,7 @@ class _Step:
         metas = {uid: lake.head(uid) for uid in outputs}
         present = [uid for uid, meta in metas.items() if meta is not None]
         if not present:
+            _drop_stale_copies(lake, outputs)
             return _RUN
         if len(present) < len(outputs):
             missing = [uid for uid in outputs if metas[uid] is None]
@@ -370,6 +371,16 @@ def _record_quietly(lake: DataLake, creation: Any, state: str, error: BaseExcept
         lake.lineage.emit(creation, state, error=error)
     except Exception:
         log.warning("could not record the %s event of %s", state, creation.job_name, exc_info=True)
+
+
+def _drop_stale_copies(lake: DataLake, uids: list[str]) -> None:
+    # Fix: outputs deleted from the lake behind this machine's back (directly in the store, or
+    # by `datalake rm` on another machine) left their local copies here. Those copies cache
+    # objects the lake no longer has, and made the rerun fail with "already exists in local
+    # storage". Only copies radops placed (they have an entry) are removed.
+    for uid in uids:
+        if lake.local.entry(uid) is not None:
+            lake.remove_local(uid)
 
 
 def _only_files(value: Any) -> bool:

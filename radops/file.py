@@ -65,15 +65,19 @@ class File:
     def __init__(
         self, uid: str | None = None, *, lake: DataLake | None = None, suffix: str = ""
     ) -> None:
+        call = active_call()
         if uid is None:
-            call = active_call()
             if call is None:
                 raise ValueError(
                     "File() needs a uid outside a file_creator function "
                     "(implicit uids are derived from the call that creates the file)"
                 )
             uid = call.implicit_uid(suffix)
-            lake = lake or call.lake
+        if lake is None and call is not None:
+            # Fix: as documented, File(uid) inside a file_creator function uses the call's lake
+            # (it used the default lake, so declared outputs were staged in the wrong home and
+            # the returned handle read from the wrong remote).
+            lake = call.lake
         self._uid = validate_uid(uid)
         self._lake = lake
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
-import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -97,14 +95,13 @@ def lake(ctx: typer.Context) -> DataLake:
 
 def setup_logging(level: str) -> None:
     """Send radops' log records to stderr as ``radops: message``."""
-    logger = logging.getLogger("radops")
-    if not any(getattr(h, "_radops_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("radops: %(levelname)s: %(message)s"))
-        handler._radops_cli = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
-        logger.propagate = False
-    logger.setLevel(level)
+    # Fix: this used a StreamHandler bound to the sys.stderr of the first command run in the
+    # process and turned propagation off, so later commands run in the same process (CliRunner,
+    # an embedding application) logged into a closed stream and hid radops' records from the
+    # application's own handlers. The library's handler follows the current sys.stderr.
+    from radops.logs import configure_logging
+
+    configure_logging(level, cli=True)
 
 
 @contextlib.contextmanager

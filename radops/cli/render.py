@@ -116,6 +116,9 @@ def render_creation(console: Console, summary: CreationSummary, uid: str | None 
             file=console.file,
             width=needed,
             highlight=False,
+            # Fix: keep soft wrapping, or the code URL line below is hard-wrapped at the
+            # boxes' width and a piped link breaks across lines.
+            soft_wrap=True,
             color_system="standard" if console.color_system else None,
         )
     console.print(grid)

@@ -64,6 +64,7 @@ class Outbox:
         self._thread: threading.Thread | None = None
         self._retry_after = 0.0
         self._failures = 0
+        self._atexit_registered = False
 
     @property
     def transport(self) -> Transport | None:
@@ -162,7 +163,9 @@ class Outbox:
             self._stop = False
             self._thread = threading.Thread(target=self._run, name="radops-lineage", daemon=True)
             self._thread.start()
-            atexit.register(self.close, 3.0)
+            if not self._atexit_registered:  # Fix: once, not at every (re)start of the sender
+                atexit.register(self.close, 3.0)
+                self._atexit_registered = True
 
     def _run(self) -> None:
         while not self._stop:
@@ -189,8 +192,14 @@ class Outbox:
             else:
                 self._failures = 0
                 self._retry_after = 0.0
-            if not self.pending():
-                return
+            # Fix: decide to exit under the lock _start() takes, and drop the thread, so an event
+            # queued between this check and the thread's end starts a new sender; it used to find
+            # this one still alive and stay queued until the next creation (a lost wake-up).
+            with self._lock:
+                if not self.pending():
+                    if self._thread is threading.current_thread():
+                        self._thread = None
+                    return
 
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the queue to drain; True if it did."""

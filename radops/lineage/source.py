@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["GitInfo", "SourceInfo", "source_info", "web_url"]
+__all__ = ["GitInfo", "SourceInfo", "source_info", "web_url", "without_credentials"]
 
 
 @attrs.frozen
@@ -59,7 +59,10 @@ class SourceInfo:
         base = web_url(self.git.origin)
         if base is None:
             return None
-        blob = "/-/blob/" if "gitlab" in base else "/blob/"
+        # Fix: look for "gitlab" in the host only (a GitHub repository named "gitlab-tools"
+        # got GitLab-style links).
+        host = base.split("/")[2]
+        blob = "/-/blob/" if "gitlab" in host else "/blob/"
         anchor = f"#L{self.line}" if self.line else ""
         return f"{base}{blob}{self.git.commit}/{self.git.path}{anchor}"
 
@@ -97,6 +100,21 @@ def web_url(origin: str) -> str | None:
     return f"https://{match.group('host')}/{path}"
 
 
+def without_credentials(origin: str) -> str:
+    """``origin`` without a password or token (``https://user:token@host/...``).
+
+    Fix: the origin is recorded in every event (``repoUrl``), stored in the lake and sent to
+    lineage consumers; CI checkouts often embed a token in it.
+    """
+    match = re.match(r"^(?P<scheme>[A-Za-z][\w+.-]*://)(?P<user>[^@/]*)@(?P<rest>.*)$", origin)
+    if match is None:
+        return origin
+    scheme, user = match.group("scheme"), match.group("user")
+    if scheme.lower().startswith("http"):
+        return f"{scheme}{match.group('rest')}"
+    return f"{scheme}{user.split(':', 1)[0]}@{match.group('rest')}"
+
+
 def _git(cwd: Path, *args: str) -> str | None:
     try:
         result = subprocess.run(
@@ -119,7 +137,8 @@ def _git_info(file: Path) -> GitInfo | None:
     repo_root = Path(root)
     path = file.resolve().relative_to(repo_root.resolve()).as_posix()
     branch = _git(directory, "rev-parse", "--abbrev-ref", "HEAD")
-    origin = _git(directory, "config", "--get", "remote.origin.url") or None
+    origin = _git(directory, "config", "--get", "remote.origin.url")
+    origin = without_credentials(origin) if origin else None
     status = _git(repo_root, "status", "--porcelain", "--", path)
     return GitInfo(
         repo_root=repo_root,
