@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
@@ -23,20 +24,54 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@functools.cache
 def out() -> Console:
-    """Console for data (stdout)."""
+    """Console for data (stdout).
+
+    Built on each call, so it follows the current ``sys.stdout`` and environment (FORCE_COLOR,
+    NO_COLOR, COLUMNS) even when several commands run in one process.
+    """
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    return Console(highlight=False, soft_wrap=True, emoji=False)
 
 
-@functools.cache
 def err() -> Console:
-    """Console for messages (stderr)."""
+    """Console for messages (stderr), built on each call like :func:`out`."""
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+
+
+def print_rows(rows: Sequence[Sequence[str]]) -> None:
+    """Print rows on stdout as aligned columns: no truncation, no trailing spaces.
+
+    Every column but the last is padded to its widest cell; the first is bold on a terminal.
+    Cells holding control characters (a newline in metadata, say) are printed JSON-quoted so
+    that each row stays on one line.
+    """
+    from rich.cells import cell_len
+    from rich.text import Text
+
+    cells = [[_printable(cell) for cell in row] for row in rows]
+    widths: dict[int, int] = {}
+    for row in cells:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths.get(i, 0), cell_len(cell))
+    console = out()
+    for row in cells:
+        line = Text()
+        for i, cell in enumerate(row):
+            line.append(cell, style="bold" if i == 0 else "")
+            if i < len(row) - 1:
+                line.append(" " * (widths[i] - cell_len(cell) + 2))
+        line.rstrip()
+        console.print(line)
+
+
+def _printable(cell: str) -> str:
+    if any(ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F for char in cell):
+        return json.dumps(cell)
+    return cell
 
 
 def abort(message: str, code: int = 1) -> NoReturn:
@@ -73,12 +108,23 @@ def _os_message(exc: OSError) -> str:
 
 
 def settings(ctx: typer.Context) -> Settings:
-    """The settings resolved once by the root command."""
+    """The settings, resolved once per command; radops' logging is set up with them.
+
+    A malformed setting ends the command: one ``error:`` line naming it, exit 1.
+    """
+    from radops.errors import ConfigError
     from radops.settings import Settings
 
     root = ctx.find_root()
-    if not isinstance(root.obj, dict) or "settings" not in root.obj:
-        root.obj = {"settings": Settings.load()}
+    if not isinstance(root.obj, dict):
+        root.obj = {}
+    if "settings" not in root.obj:
+        try:
+            loaded = Settings.load()
+        except ConfigError as exc:
+            abort(str(exc))
+        root.obj["settings"] = loaded
+        root.call_on_close(setup_logging(loaded.log_level))
     value: Settings = root.obj["settings"]
     return value
 
@@ -88,23 +134,44 @@ def lake(ctx: typer.Context) -> DataLake:
     from radops.lake import DataLake
 
     root = ctx.find_root()
-    settings(ctx)
+    loaded = settings(ctx)
     if "lake" not in root.obj:
-        root.obj["lake"] = DataLake(root.obj["settings"])
+        data_lake = DataLake(loaded)
+        root.obj["lake"] = data_lake
+        root.call_on_close(functools.partial(_close, data_lake))
     value: DataLake = root.obj["lake"]
     return value
 
 
-def setup_logging(level: str) -> None:
-    """Send radops' log records to stderr as ``radops: message``."""
+def _close(data_lake: DataLake) -> None:
+    """Release what a command's lake holds: the local index, the store's transfer threads."""
+    data_lake.local.close()
+    store = data_lake._store  # only if it was built: closing must not build (and import) it
+    close = getattr(store, "close", None)
+    if close is not None:
+        close()
+
+
+def setup_logging(level: str) -> Callable[[], None]:
+    """Send radops' log records to stderr as ``radops: LEVEL: message``; return the undo.
+
+    :func:`settings` runs the undo when the command ends, so running commands in-process
+    (tests, notebooks) leaves the ``radops`` logger as it found it.
+    """
     logger = logging.getLogger("radops")
-    if not any(getattr(h, "_radops_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("radops: %(levelname)s: %(message)s"))
-        handler._radops_cli = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
-        logger.propagate = False
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("radops: %(levelname)s: %(message)s"))
+    previous_level, previous_propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
     logger.setLevel(level)
+    logger.propagate = False  # the handler above is the only output; no duplicates via root
+
+    def restore() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
+        logger.propagate = previous_propagate
+
+    return restore
 
 
 @contextlib.contextmanager

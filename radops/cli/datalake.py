@@ -9,7 +9,16 @@ from typing import Optional
 
 import typer
 
-from radops.cli._common import abort, err, handle_errors, lake, out, progress_bar, warn
+from radops.cli._common import (
+    abort,
+    err,
+    handle_errors,
+    lake,
+    out,
+    print_rows,
+    progress_bar,
+    warn,
+)
 
 app = typer.Typer(help="Files in the data lake and in local storage.", no_args_is_help=True)
 
@@ -98,7 +107,10 @@ def info(
     uid: str = typer.Argument(..., help="The file's uid."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Show a file's size, sha256, creation time and where it is."""
+    """Show a file's size, sha256, creation time, where it is and its metadata.
+
+    One ``key  value`` line each; the file's metadata (originator, radops-version...) follows.
+    """
     file = lake(ctx).file(uid)
     details = file.info
     data = {
@@ -115,18 +127,13 @@ def info(
     if as_json:
         out().print_json(json.dumps(data))
         return
-    from rich.table import Table
-
-    table = Table(box=None, show_header=False, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column()
-    for key, value in data.items():
-        if key == "metadata":
-            for name, item in details.metadata.items():
-                table.add_row(name, item)
-            continue
-        table.add_row(key, "-" if value is None else str(value))
-    out().print(table)
+    rows = [
+        (key, "-" if value is None else str(value))
+        for key, value in data.items()
+        if key != "metadata"
+    ]
+    rows += sorted(details.metadata.items())
+    print_rows(rows)
 
 
 @app.command("download")
@@ -159,8 +166,13 @@ def rm_local(
         abort("give a UID or --all (not both)", code=2)
     data_lake = lake(ctx)
     if all_:
-        uids = [u for u in data_lake.local.uids() if data_lake.head(u) is not None]
-        kept = [u for u in data_lake.local.uids() if u not in set(uids)]
+        uids: list[str] = []
+        kept: list[str] = []
+        for each in data_lake.local.uids():
+            if data_lake.head(each) is None:
+                kept.append(each)
+            else:
+                uids.append(each)
         for each in uids:
             data_lake.remove_local(each)
         err().print(f"freed {len(uids)} file(s) from local storage", markup=False)
