@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS local_files (
 """
 
 Fingerprint = tuple[int, int, int]
+_MTIME_BACKDATE_NS = 2_000_000_000
 
 
 @attrs.frozen
@@ -172,6 +173,10 @@ class LocalStorage:
         final = self.path(uid)
         try:
             tmp.chmod(0o444)
+            # Back-date mtime: an edit made later, even within the same timestamp tick on a
+            # file system with coarse timestamps, then always changes the fingerprint.
+            now = time.time_ns()
+            os.utime(tmp, ns=(now, now - _MTIME_BACKDATE_NS))
             final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.replace(tmp, final)
             stat = final.stat()
@@ -247,6 +252,10 @@ class LocalStorage:
             return int(
                 self.db.execute("SELECT COALESCE(SUM(size), 0) FROM local_files").fetchone()[0]
             )
+
+    def fits(self, size: int) -> bool:
+        """True if a file of ``size`` bytes may be kept under ``RADOPS_CACHE_MAX_BYTES``."""
+        return self.max_bytes is None or size <= self.max_bytes
 
     def check_fits(self, uid: str, size: int) -> None:
         """Refuse a file that can never fit under ``RADOPS_CACHE_MAX_BYTES``.

@@ -305,7 +305,10 @@ class DataLake:
         }
         try:
             meta = self.store.put_new(tmp, uid, sha256=sha256, metadata=recorded, progress=progress)
-            self.local.place(tmp, uid, sha256, meta.etag)
+            if self.local.fits(meta.size):
+                self.local.place(tmp, uid, sha256, meta.etag)
+            else:  # safely in the lake, but larger than RADOPS_CACHE_MAX_BYTES allows locally
+                log.info("%s is in the data lake; it is too large to keep in local storage", uid)
         finally:
             tmp.unlink(missing_ok=True)
         return meta

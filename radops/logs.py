@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from typing import TextIO
 
 __all__ = ["configure_logging"]
@@ -49,15 +50,22 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
-def configure_logging(level: str, *, cli: bool = False) -> None:
+def configure_logging(level: str, *, cli: bool = False) -> Callable[[], None]:
     """Attach radops' stderr handler (once) and set the ``radops`` logger's level.
 
     ``cli=True`` (the ``radops`` command) prints even if some library configured root logging.
+    Returns a function that takes back what ``cli=True`` changed.
     """
     logger = logging.getLogger("radops")
     handler = next((h for h in logger.handlers if isinstance(h, _StderrHandler)), None)
     if handler is None:
         handler = _StderrHandler(always=cli)
         logger.addHandler(handler)
+    previous = handler.always
     handler.always = handler.always or cli
     logger.setLevel(level)
+
+    def undo() -> None:
+        handler.always = previous
+
+    return undo

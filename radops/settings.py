@@ -54,6 +54,10 @@ def parse_size(text: str | int) -> int:
     Raises:
         ValueError: the text is not a non-negative size.
     """
+    # config.toml can hold any TOML type: a float, list or bool must be a ValueError (hence a
+    # ConfigError naming the setting), not a TypeError from re, nor True read as 1 byte.
+    if isinstance(text, bool) or not isinstance(text, (str, int)):
+        raise ValueError(f"not a size: {text!r} (examples: 1000000, 500MB, 2GiB)")  # noqa: TRY004
     if isinstance(text, int):
         if text < 0:
             raise ValueError(f"a size cannot be negative: {text}")

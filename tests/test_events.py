@@ -491,3 +491,40 @@ def test_source_url_is_github_or_gitlab_style(origin: str, url: str | None) -> N
     assert source.git is not None
     expected = url.format(c=source.git.commit) if url else None
     assert source.url == expected
+
+
+def test_events_of_every_kind_of_run_validate(make_lake: MakeLake, tmp_path: Path) -> None:
+    """add, File.write, a file_creator run and failure, rm: every stored event is valid."""
+    lake = make_lake("everything")
+    source = tmp_path / "source.txt"
+    source.write_text("from disk")
+    lake.add_file(source, "added.txt")
+    with lake.file("written.txt").open("w") as handle:
+        handle.write("written")
+
+    @file_creator
+    def concat(a: File, b: File, output_uid: str) -> File:
+        out = File(output_uid)
+        with a.open() as x, b.open() as y, out.open("w") as handle:
+            handle.write(x.read() + y.read())
+        return out
+
+    @file_creator
+    def broken(a: File) -> File:
+        raise RuntimeError("boom")
+
+    concat(lake.file("added.txt"), lake.file("written.txt"), output_uid="both.txt")
+    with pytest.raises(RuntimeError, match="boom"):
+        broken(lake.file("added.txt"))
+    lake.delete("both.txt")
+
+    events = list(lake.lineage.index.events())
+    jobs = {(event["job"]["name"], event["eventType"]) for event in events}
+    assert {
+        ("radops.datalake.add", "COMPLETE"),
+        ("radops.File.write", "COMPLETE"),
+        ("radops.datalake.rm", "COMPLETE"),
+        (f"{__name__}.test_events_of_every_kind_of_run_validate.<locals>.broken", "FAIL"),
+    } <= jobs
+    for event in events:
+        validate_event(event)

@@ -165,6 +165,21 @@ def test_lineage_json_is_the_complete_event(piped: DataLake, cli_env: dict[str, 
     validate_event(event)
 
 
+def test_info_summarizes_the_creation(piped: DataLake, cli_env: dict[str, str]) -> None:
+    """``info`` names the creating job and run, the inputs and the parameters."""
+    text = _ok(_invoke(cli_env, "datalake", "info", "loud.txt")).stdout
+    run_id = piped.lineage.creation_of("loud.txt")["run"]["runId"]
+    rows = dict(line.split(None, 1) for line in text.splitlines())
+    assert rows["created_by"] == f"{MODULE}.exclaim (run {run_id})"
+    assert rows["inputs"] == "upper.txt"
+    assert rows["parameters"] == '{"marks": 2}'
+    assert rows["lineage"] == "radops datalake lineage loud.txt"
+    data = json.loads(_ok(_invoke(cli_env, "datalake", "info", "loud.txt", "--json")).stdout)
+    assert data["created_by"]["job"] == f"{MODULE}.exclaim"
+    assert data["created_by"]["inputs"] == ["upper.txt"]
+    assert data["created_by"]["parameters"] == {"marks": 2}
+
+
 def test_lineage_of_a_missing_uid(lake: DataLake, cli_env: dict[str, str]) -> None:
     """A uid the lake does not have: exit 1, one line on stderr, nothing on stdout."""
     result = _invoke(cli_env, "datalake", "lineage", "nope.txt")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Iterator
+import json
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
@@ -21,20 +23,54 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@functools.cache
 def out() -> Console:
-    """Console for data (stdout)."""
+    """Console for data (stdout).
+
+    Built on each call, so it follows the current ``sys.stdout`` and environment (FORCE_COLOR,
+    NO_COLOR, COLUMNS) even when several commands run in one process.
+    """
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    return Console(highlight=False, soft_wrap=True, emoji=False)
 
 
-@functools.cache
 def err() -> Console:
-    """Console for messages (stderr)."""
+    """Console for messages (stderr), built on each call like :func:`out`."""
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+
+
+def print_rows(rows: Sequence[Sequence[str]]) -> None:
+    """Print rows on stdout as aligned columns: no truncation, no trailing spaces.
+
+    Every column but the last is padded to its widest cell; the first is bold on a terminal.
+    Cells holding control characters (a newline in metadata, say) are printed JSON-quoted so
+    that each row stays on one line.
+    """
+    from rich.cells import cell_len
+    from rich.text import Text
+
+    cells = [[_printable(cell) for cell in row] for row in rows]
+    widths: dict[int, int] = {}
+    for row in cells:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths.get(i, 0), cell_len(cell))
+    console = out()
+    for row in cells:
+        line = Text()
+        for i, cell in enumerate(row):
+            line.append(cell, style="bold" if i == 0 else "")
+            if i < len(row) - 1:
+                line.append(" " * (widths[i] - cell_len(cell) + 2))
+        line.rstrip()
+        console.print(line)
+
+
+def _printable(cell: str) -> str:
+    if any(ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F for char in cell):
+        return json.dumps(cell)
+    return cell
 
 
 def abort(message: str, code: int = 1) -> NoReturn:
@@ -71,12 +107,23 @@ def _os_message(exc: OSError) -> str:
 
 
 def settings(ctx: typer.Context) -> Settings:
-    """The settings resolved once by the root command."""
+    """The settings, resolved once per command; radops' logging is set up with them.
+
+    A malformed setting ends the command: one ``error:`` line naming it, exit 1.
+    """
+    from radops.errors import ConfigError
     from radops.settings import Settings
 
     root = ctx.find_root()
-    if not isinstance(root.obj, dict) or "settings" not in root.obj:
-        root.obj = {"settings": Settings.load()}
+    if not isinstance(root.obj, dict):
+        root.obj = {}
+    if "settings" not in root.obj:
+        try:
+            loaded = Settings.load()
+        except ConfigError as exc:
+            abort(str(exc))
+        root.obj["settings"] = loaded
+        root.call_on_close(setup_logging(loaded.log_level))
     value: Settings = root.obj["settings"]
     return value
 
@@ -86,22 +133,42 @@ def lake(ctx: typer.Context) -> DataLake:
     from radops.lake import DataLake
 
     root = ctx.find_root()
-    settings(ctx)
+    loaded = settings(ctx)
     if "lake" not in root.obj:
-        root.obj["lake"] = DataLake(root.obj["settings"])
+        data_lake = DataLake(loaded)
+        root.obj["lake"] = data_lake
+        root.call_on_close(functools.partial(_close, data_lake))
     value: DataLake = root.obj["lake"]
     return value
 
 
-def setup_logging(level: str) -> None:
-    """Send radops' log records to stderr as ``radops: message``."""
-    # Fix: this used a StreamHandler bound to the sys.stderr of the first command run in the
-    # process and turned propagation off, so later commands run in the same process (CliRunner,
-    # an embedding application) logged into a closed stream and hid radops' records from the
-    # application's own handlers. The library's handler follows the current sys.stderr.
+def _close(data_lake: DataLake) -> None:
+    """Release what a command's lake holds: the local index, the store's transfer threads."""
+    data_lake.local.close()
+    store = data_lake._store  # only if it was built: closing must not build (and import) it
+    close = getattr(store, "close", None)
+    if close is not None:
+        close()
+
+
+def setup_logging(level: str) -> Callable[[], None]:
+    """Print radops' log records on stderr (``radops: message``); return the undo.
+
+    The handler is the library's (:mod:`radops.logs`), which follows the current
+    ``sys.stderr``; :func:`settings` runs the undo when the command ends, so running commands
+    in-process (tests, notebooks) leaves the ``radops`` logger as it found it.
+    """
     from radops.logs import configure_logging
 
-    configure_logging(level, cli=True)
+    logger = logging.getLogger("radops")
+    previous_level = logger.level
+    undo_handler = configure_logging(level, cli=True)
+
+    def restore() -> None:
+        undo_handler()
+        logger.setLevel(previous_level)
+
+    return restore
 
 
 @contextlib.contextmanager

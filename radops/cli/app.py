@@ -1,4 +1,4 @@
-"""The root ``radops`` command: resolves settings once and mounts the command groups."""
+"""The root ``radops`` command: ``--version`` and the command groups."""
 
 from __future__ import annotations
 
@@ -28,22 +28,13 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    ctx: typer.Context,
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print radops' version."
     ),
 ) -> None:
     """radops: files in an S3 data lake, cached locally, with their lineage."""
-    from radops.cli._common import abort, setup_logging
-    from radops.errors import ConfigError
-    from radops.settings import Settings
-
-    try:
-        settings = Settings.load()
-    except ConfigError as exc:
-        abort(str(exc))
-    ctx.obj = {"settings": settings}
-    setup_logging(settings.log_level)
+    # Settings load when a command first needs them (radops.cli._common.settings), so that
+    # --help works even when the environment holds a malformed RADOPS_* value.
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from radops.cli._common import err, handle_errors, out, settings
+from radops.cli._common import err, handle_errors, out, print_rows, settings
 from radops.settings import write_config_value
 
 app = typer.Typer(help="Show and change radops' settings.", no_args_is_help=True)
@@ -16,22 +16,18 @@ app = typer.Typer(help="Show and change radops' settings.", no_args_is_help=True
 @handle_errors
 def show(
     ctx: typer.Context,
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of lines."),
 ) -> None:
-    """Print the effective settings and where each one comes from."""
+    """Print the effective settings and where each one comes from.
+
+    One line per setting: name, value ("-" when unset) and source, in aligned columns.
+    """
     rows = settings(ctx).describe()
     if as_json:
         data = {name: {"value": value, "source": source} for name, value, source in rows}
         out().print_json(json.dumps(data))
         return
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    for column in ("setting", "value", "source"):
-        table.add_column(column)
-    for name, value, source in rows:
-        table.add_row(name, "-" if value is None else value, source)
-    out().print(table)
+    print_rows([(name, "-" if value is None else value, source) for name, value, source in rows])
 
 
 @app.command("set")

@@ -9,7 +9,16 @@ from typing import Optional
 
 import typer
 
-from radops.cli._common import abort, err, handle_errors, lake, out, progress_bar, warn
+from radops.cli._common import (
+    abort,
+    err,
+    handle_errors,
+    lake,
+    out,
+    print_rows,
+    progress_bar,
+    warn,
+)
 
 app = typer.Typer(help="Files in the data lake and in local storage.", no_args_is_help=True)
 
@@ -98,9 +107,29 @@ def info(
     uid: str = typer.Argument(..., help="The file's uid."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Show a file's size, sha256, creation time and where it is."""
-    file = lake(ctx).file(uid)
+    """Show a file's size, sha256, creation time, where it is and its metadata.
+
+    One ``key  value`` line each; the file's metadata (originator, radops-version...) follows.
+    """
+    data_lake = lake(ctx)
+    file = data_lake.file(uid)
     details = file.info
+    event = data_lake.lineage.creation_of(uid) if details.remote else None
+    summary = None
+    made = None
+    if event is not None:
+        from radops.cli.render import summarize
+
+        made = summarize(event)
+        summary = {
+            "job": made.job,
+            "run_id": made.run_id,
+            "time": made.event_time,
+            "originator": made.originator,
+            "inputs": made.inputs + made.external_inputs,
+            "parameters": made.parameters,
+            "code": made.code_url,
+        }
     data = {
         "uid": details.uid,
         "size": details.size,
@@ -111,22 +140,27 @@ def info(
         "lake": details.lake,
         "local_path": str(file.lake.local.path(uid)) if details.local else None,
         "metadata": dict(details.metadata),
+        "created_by": summary,
     }
     if as_json:
         out().print_json(json.dumps(data))
         return
-    from rich.table import Table
-
-    table = Table(box=None, show_header=False, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column()
-    for key, value in data.items():
-        if key == "metadata":
-            for name, item in details.metadata.items():
-                table.add_row(name, item)
-            continue
-        table.add_row(key, "-" if value is None else str(value))
-    out().print(table)
+    rows = [
+        (key, "-" if value is None else str(value))
+        for key, value in data.items()
+        if key not in ("metadata", "created_by")
+    ]
+    rows += sorted(details.metadata.items())
+    if made is None:
+        rows.append(("created_by", "no creation record"))
+    else:
+        rows.append(("created_by", f"{made.job} (run {made.run_id})"))
+        rows.append(("inputs", ", ".join(made.inputs + made.external_inputs) or "none"))
+        if made.parameters:
+            rows.append(("parameters", json.dumps(made.parameters, sort_keys=True)))
+        rows.append(("code", made.code_url or "not recorded"))
+        rows.append(("lineage", f"radops datalake lineage {uid}"))
+    print_rows(rows)
 
 
 @app.command("download")
@@ -159,8 +193,13 @@ def rm_local(
         abort("give a UID or --all (not both)", code=2)
     data_lake = lake(ctx)
     if all_:
-        uids = [u for u in data_lake.local.uids() if data_lake.head(u) is not None]
-        kept = [u for u in data_lake.local.uids() if u not in set(uids)]
+        uids: list[str] = []
+        kept: list[str] = []
+        for each in data_lake.local.uids():
+            if data_lake.head(each) is None:
+                kept.append(each)
+            else:
+                uids.append(each)
         for each in uids:
             data_lake.remove_local(each)
         err().print(f"freed {len(uids)} file(s) from local storage", markup=False)

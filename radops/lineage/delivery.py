@@ -230,7 +230,9 @@ def transport_from_settings(settings: Settings) -> Transport | None:
     when openlineage-python's own configuration exists (``openlineage.yml``,
     ``OPENLINEAGE_URL``, ``OPENLINEAGE__TRANSPORT__*``), its client builds the transport, so
     composite, kafka, file and the other transports work as documented by OpenLineage.
-    The transport's own retries are off: the outbox retries, without blocking anyone.
+    For ``RADOPS_MARQUEZ_URL`` the transport's own retries are off (the outbox retries,
+    without blocking anyone); openlineage-python's own configuration is used as written,
+    retries included, and runs in the background sender all the same.
     """
     if settings.marquez_url:
         from openlineage.client.transport import get_default_factory

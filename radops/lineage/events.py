@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import platform
+import threading
 import time
 import traceback
 import uuid
@@ -41,13 +42,33 @@ RADOPS_FACET_SCHEMA_URL = (
 )
 
 
+_last_uuid7 = 0
+_uuid7_lock = threading.Lock()
+
+
 def uuid7() -> uuid.UUID:
-    """A new UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits."""
+    """A new UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits.
+
+    Monotonic within a process (RFC 9562, method 2 style): a value that would not sort after
+    the previous one is the previous one plus one, so records and queued events keep the order
+    they were made in, even within one millisecond.
+    """
+    global _last_uuid7
     millis = time.time_ns() // 1_000_000
     value = (millis & ((1 << 48) - 1)) << 80 | int.from_bytes(os.urandom(10), "big")
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    value = _with_version(value)
+    with _uuid7_lock:
+        if value <= _last_uuid7:
+            value = _with_version(_last_uuid7 + 1)
+            if value <= _last_uuid7:  # the +1 overflowed into the fixed bits: skip past them
+                value = _with_version(_last_uuid7 + (1 << 62))
+        _last_uuid7 = value
     return uuid.UUID(int=value)
+
+
+def _with_version(value: int) -> int:
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    return (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
 
 
 @attrs.frozen

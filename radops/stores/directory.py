@@ -3,7 +3,7 @@
 Layout under the root::
 
     <uid>                        the object's bytes, read-only
-    .radops/meta/<uid>.json      its metadata (sha256, size, creation time, radops metadata)
+    .radops/meta/<uid>           its metadata as JSON (sha256, size, creation time, metadata)
     .radops/tmp/                 files being written
 
 Creating an object first claims its metadata file exclusively (``O_EXCL`` through a hard link),
@@ -57,7 +57,10 @@ class DirectoryStore:
         return self.root / validate_uid(key)
 
     def _meta_path(self, key: str) -> Path:
-        return self._meta_root / (validate_uid(key) + ".json")
+        # The metadata tree mirrors the data tree name for name, without a suffix: a suffix would
+        # make a 255-byte segment (a valid uid) too long a file name, and make uids such as 'a'
+        # and 'a.json/b' collide in the metadata tree although they coexist everywhere else.
+        return self._meta_root / validate_uid(key)
 
     def _ensure_dirs(self) -> None:
         try:

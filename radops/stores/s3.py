@@ -83,6 +83,7 @@ class S3Store:
         self.transfer = transfer or TransferSettings()
         self._client = client
         self._manager: Any = None
+        self._bucket_checked = False
 
     @property
     def url(self) -> str:
@@ -128,21 +129,39 @@ class S3Store:
             self._manager = TransferManager(self.client, config)
         return self._manager
 
+    def _check_bucket(self) -> None:
+        if self._bucket_checked:
+            return
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if _error_code(exc) in ("404", "NoSuchBucket", "NotFound"):
+                raise StoreError(
+                    f"the bucket {self.bucket!r} does not exist at {self._where()}"
+                ) from exc
+            raise self._fail("look up the bucket", repr(self.bucket), exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail("look up the bucket", repr(self.bucket), exc) from exc
+        self._bucket_checked = True
+
     def _key(self, key: str) -> str:
         return self.prefix + validate_uid(key)
 
-    def _fail(self, action: str, key: str, exc: Exception) -> StoreError:
+    def _fail(self, action: str, what: str, exc: Exception) -> StoreError:
+        """Translate a botocore error about ``what`` (display text, e.g. a quoted uid)."""
         code = _error_code(exc)
         if code == "NoSuchBucket":
             return StoreError(f"the bucket {self.bucket!r} does not exist at {self._where()}")
         if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"):
             return StoreError(
-                f"cannot {action} {key!r}: access denied by {self._where()} ({code}); "
+                f"cannot {action} {what}: access denied by {self._where()} ({code}); "
                 "check the AWS credentials boto3 finds (env, profile or role)"
             )
         if code:
-            return StoreError(f"cannot {action} {key!r} in {self.url}: {code}")
-        return StoreError(f"cannot {action} {key!r}: {self._where()} is unreachable ({exc})")
+            return StoreError(f"cannot {action} {what} in {self.url}: {code}")
+        return StoreError(f"cannot {action} {what}: {self._where()} is unreachable ({exc})")
 
     def _where(self) -> str:
         return f"{self.url} ({self.endpoint_url or 'AWS'})"
@@ -154,10 +173,12 @@ class S3Store:
             response = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as exc:
             if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                # A HEAD answers a bare 404 for a missing bucket too: tell them apart once.
+                self._check_bucket()
                 return None
-            raise self._fail("look up", key, exc) from exc
+            raise self._fail("look up", repr(key), exc) from exc
         except BotoCoreError as exc:
-            raise self._fail("look up", key, exc) from exc
+            raise self._fail("look up", repr(key), exc) from exc
         return _meta(key, response)
 
     def put_new(
@@ -202,9 +223,10 @@ class S3Store:
                 raise FileExistsInLakeError(
                     f"{key!r} already exists in the data lake {self.url}"
                 ) from exc
-            raise self._fail("upload", key, cause if isinstance(cause, Exception) else exc) from exc
+            reason = cause if isinstance(cause, Exception) else exc
+            raise self._fail("upload", repr(key), reason) from exc
         except BotoCoreError as exc:
-            raise self._fail("upload", key, exc) from exc
+            raise self._fail("upload", repr(key), exc) from exc
         return ObjectMeta(
             key=key, size=size, sha256=sha256, etag=etag, metadata=dict(metadata or {})
         )
@@ -244,9 +266,9 @@ class S3Store:
         except ClientError as exc:
             if _error_code(exc) in ("404", "NoSuchKey"):
                 raise FileNotInLakeError(f"{key!r} is not in the data lake {self.url}") from exc
-            raise self._fail("download", key, exc) from exc
+            raise self._fail("download", repr(key), exc) from exc
         except BotoCoreError as exc:
-            raise self._fail("download", key, exc) from exc
+            raise self._fail("download", repr(key), exc) from exc
         if sink.hexdigest() != meta.sha256 or sink.size != meta.size:
             raise IntegrityError(
                 f"{key!r} in the data lake {self.url} is corrupted: its sha256 is "
@@ -272,9 +294,9 @@ class S3Store:
                         created=item.get("LastModified"),
                     )
         except ClientError as exc:
-            raise self._fail("list", prefix or "the lake", exc) from exc
+            raise self._fail("list", repr(prefix) if prefix else "the lake", exc) from exc
         except BotoCoreError as exc:
-            raise self._fail("list", prefix or "the lake", exc) from exc
+            raise self._fail("list", repr(prefix) if prefix else "the lake", exc) from exc
 
     def delete(self, key: str) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -282,7 +304,7 @@ class S3Store:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
         except (ClientError, BotoCoreError) as exc:
-            raise self._fail("delete", key, exc) from exc
+            raise self._fail("delete", repr(key), exc) from exc
 
     def dataset(self, key: str) -> tuple[str, str]:
         return f"s3://{self.bucket}", self._key(key)

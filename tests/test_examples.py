@@ -1,0 +1,100 @@
+"""The examples run as a user would run them: scripts in a subprocess, radops on PATH."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+WALKTHROUGH = Path(__file__).resolve().parent.parent / "examples" / "walkthrough" / "run.sh"
+
+
+def run_walkthrough(
+    extra_env: Mapping[str, str], cwd: Path, unset: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """Run run.sh with bash from ``cwd``, this venv's bin first on PATH, and check it passed."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in {"FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "PYTHON", *unset}
+    }
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # This checkout's radops, even when the venv's editable install points at another one.
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    env.update(extra_env)
+    result = subprocess.run(
+        ["bash", str(WALKTHROUGH)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    return result
+
+
+def check_walkthrough_output(result: subprocess.CompletedProcess[str]) -> None:
+    """The commands are echoed, the file is listed and described, and Python reads it back."""
+    out = result.stdout
+    for command in (
+        "$ radops datalake add sample.txt name_in_datalake.txt --copy",
+        "$ radops datalake ls",
+        "$ radops datalake info name_in_datalake.txt",
+        "$ python read_file.py",
+    ):
+        assert f"\n{command}\n" in out
+    listing = out.split("$ radops datalake ls\n")[1].split("\n\n")[0]
+    assert listing == "name_in_datalake.txt"
+    assert re.search(r"^uid +name_in_datalake\.txt$", out, re.MULTILINE)
+    assert re.search(r"^size +18$", out, re.MULTILINE)
+    assert re.search(r"^remote +True$", out, re.MULTILINE)
+    assert "$ python read_file.py\nthis is some data\n" in out
+    runs = out.split("$ python pipeline.py\n")
+    assert len(runs) == 3  # the step runs, then is skipped on the second call
+    assert all(run.startswith("this is some data\nadditional data\n") for run in runs[1:])
+    assert "__main__.process skipped: its outputs are already in the data lake" in result.stderr
+    lineage = out.split("$ radops datalake lineage processed_file.txt\n")[1]
+    for expected in (
+        "input files",
+        "creation method",
+        "function __main__.process",
+        "uid processed_file.txt",
+        "name_in_datalake.txt",
+        "radops version: ",
+    ):
+        assert expected in lineage
+    assert "added name_in_datalake.txt (18 bytes)" in result.stderr
+
+
+def test_walkthrough_runs_on_the_configured_lake(cli_env, tmp_path):
+    """run.sh adds, lists, describes and reads back a file on the lake the environment names."""
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    result = run_walkthrough(cli_env, cwd)
+    check_walkthrough_output(result)
+    assert f"radops home: {cli_env['RADOPS_HOME']}" in result.stdout
+    if cli_env["RADOPS_REMOTE"].startswith("s3://"):
+        assert re.search(rf"^lake +{re.escape(cli_env['RADOPS_REMOTE'])}$", result.stdout, re.M)
+    assert list(cwd.iterdir()) == []  # nothing left in the directory it ran from
+
+
+def test_walkthrough_defaults_to_a_fresh_embedded_lake_and_reruns(tmp_path):
+    """Without RADOPS_* settings, each run gets a new home whose directory lake starts empty."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {"TMPDIR": str(scratch)}
+    unset = ("RADOPS_HOME", "RADOPS_REMOTE", "RADOPS_EMAIL", "RADOPS_S3_ENDPOINT_URL")
+    homes = []
+    for _ in range(2):
+        result = run_walkthrough(env, tmp_path, unset=unset)
+        check_walkthrough_output(result)
+        home = Path(re.search(r"^radops home: (.+)$", result.stdout, re.M).group(1))
+        assert home.parent == scratch
+        assert re.search(rf"^lake +{re.escape(str(home / 'lake'))}$", result.stdout, re.M)
+        homes.append(home)
+    assert homes[0] != homes[1]
