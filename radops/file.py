@@ -29,7 +29,8 @@ _TEXT_KWARGS = {"encoding", "errors", "newline"}
 
 @attrs.frozen
 class FileInfo:
-    """What is known about a file: its bytes, where it is, and its metadata in the lake."""
+    """What is known about a file: its bytes, where it is, its metadata in the lake, and the
+    OpenLineage COMPLETE event of the run that created it (``creation``, None if unknown)."""
 
     uid: str
     size: int
@@ -39,6 +40,7 @@ class FileInfo:
     remote: bool
     lake: str
     metadata: Mapping[str, str] = attrs.field(factory=dict)
+    creation: Mapping[str, Any] | None = None
 
 
 class File:
@@ -216,7 +218,10 @@ class File:
 
     @property
     def info(self) -> FileInfo:
-        """Size, sha256, creation time and metadata, from the lake (or local storage).
+        """Size, sha256, creation time, metadata and creation record.
+
+        From the lake, or local storage for a file only there; the creation record comes from
+        the lineage index (synced from the lake if it does not know the file yet).
 
         Raises:
             FileNotInLakeError: neither the lake nor local storage has it.
@@ -236,6 +241,7 @@ class File:
                 True,
                 lake.store.url,
                 dict(meta.metadata),
+                lake.lineage.creation_of(self._uid),
             )
         entry = lake.local.entry(self._uid)
         stat = lake.local.stat(self._uid)

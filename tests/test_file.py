@@ -276,6 +276,10 @@ def test_info_reports_size_sha256_creation_and_originator(lake: DataLake) -> Non
     assert info.lake == lake.store.url
     assert info.metadata["originator"] == TEST_EMAIL
     assert info.metadata["radops-version"] == radops.__version__
+    assert info.creation is not None
+    assert info.creation["eventType"] == "COMPLETE"
+    assert info.creation["run"]["runId"] == info.metadata["radops-run-id"]
+    assert info.creation["run"]["facets"]["radops"]["outputs"] == ["described.bin"]
 
 
 def test_a_20_mb_file_round_trips(make_lake: MakeLake) -> None:

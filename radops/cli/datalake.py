@@ -114,7 +114,7 @@ def info(
     data_lake = lake(ctx)
     file = data_lake.file(uid)
     details = file.info
-    event = data_lake.lineage.creation_of(uid) if details.remote else None
+    event = details.creation
     summary = None
     made = None
     if event is not None:
