@@ -214,7 +214,7 @@ class _Step:
             outputs = explicit
             returned: Any = None
         else:
-            record = lake.lineage.call(digest)
+            record = lake.lineage.call(digest, self.job_name)
             if record is None:
                 return _RUN
             facet = record["run"]["facets"].get("radops", {})

@@ -106,10 +106,21 @@ class DataLake:
             from radops.lineage.delivery import transport_from_settings
             from radops.lineage.recorder import LineageRecorder
 
+            marquez = None
+            if self.settings.marquez_url:
+                from radops.lineage.marquez import MarquezClient, MarquezIndex
+
+                client = MarquezClient(
+                    self.settings.marquez_url,
+                    api_key=self.settings.marquez_api_key,
+                    timeout=self.settings.lineage_timeout,
+                )
+                marquez = MarquezIndex(client, self.settings.namespace)
             self._lineage = LineageRecorder(
                 self.store,
                 self.settings.state_dir,
                 lambda: transport_from_settings(self.settings),
+                marquez,
             )
         return self._lineage
 

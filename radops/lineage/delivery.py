@@ -30,7 +30,7 @@ from radops.lineage.events import uuid7
 if TYPE_CHECKING:
     from radops.settings import Settings
 
-__all__ = ["FlushResult", "Outbox", "Transport", "transport_from_settings"]
+__all__ = ["FlushResult", "Outbox", "Transport", "http_transport", "transport_from_settings"]
 
 log = logging.getLogger("radops.lineage")
 
@@ -235,20 +235,29 @@ def transport_from_settings(settings: Settings) -> Transport | None:
     retries included, and runs in the background sender all the same.
     """
     if settings.marquez_url:
-        from openlineage.client.transport import get_default_factory
-
-        config: dict[str, Any] = {
-            "type": "http",
-            "url": settings.marquez_url,
-            "endpoint": "api/v1/lineage",
-            "timeout": settings.lineage_timeout,
-            "retry": {"total": 0},
-        }
-        if settings.marquez_api_key:
-            config["auth"] = {"type": "api_key", "apiKey": settings.marquez_api_key}
-        return get_default_factory().create(config)
+        return http_transport(
+            settings.marquez_url,
+            api_key=settings.marquez_api_key,
+            timeout=settings.lineage_timeout,
+        )
     if settings.openlineage_config:
         from openlineage.client import OpenLineageClient
 
         return OpenLineageClient().transport
     return None
+
+
+def http_transport(url: str, *, api_key: str | None = None, timeout: float = 5.0) -> Transport:
+    """openlineage-python's HTTP transport to ``<url>/api/v1/lineage``, without retries."""
+    from openlineage.client.transport import get_default_factory
+
+    config: dict[str, Any] = {
+        "type": "http",
+        "url": url,
+        "endpoint": "api/v1/lineage",
+        "timeout": timeout,
+        "retry": {"total": 0},
+    }
+    if api_key:
+        config["auth"] = {"type": "api_key", "apiKey": api_key}
+    return get_default_factory().create(config)

@@ -18,6 +18,7 @@ from radops.lineage.index import LineageIndex
 from radops.lineage.records import LakeRecords
 
 if TYPE_CHECKING:
+    from radops.lineage.marquez import MarquezIndex
     from radops.stores import ObjectStore
 
 __all__ = ["LineageRecorder"]
@@ -33,7 +34,11 @@ class LineageRecorder:
         store: ObjectStore,
         state_dir: Path,
         make_transport: Callable[[], Transport | None],
+        marquez: MarquezIndex | None = None,
     ) -> None:
+        self.store = store
+        self.marquez = marquez
+        self._marquez_down = False
         self.records = LakeRecords(store)
         self.index = LineageIndex(state_dir, store.url)
         self.outbox = Outbox(state_dir / "outbox", make_transport)
@@ -75,16 +80,42 @@ class LineageRecorder:
         if not self._synced:
             self.sync()
 
+    def _ask_marquez(self, question: Callable[[MarquezIndex], Any]) -> tuple[bool, Any]:
+        """(answered, answer) from Marquez; (False, None) without Marquez or when it is down."""
+        from radops.lineage.marquez import MarquezError
+
+        if self.marquez is None or self._marquez_down:
+            return False, None
+        try:
+            return True, question(self.marquez)
+        except MarquezError as exc:
+            self._marquez_down = True  # ask once per process, then use the embedded index
+            log.warning("%s; using the embedded lineage index instead", exc)
+            return False, None
+
     def creation_of(self, uid: str, *, sync: bool = True) -> dict[str, Any] | None:
-        """The COMPLETE event that created ``uid``, syncing from the lake on a miss."""
+        """The COMPLETE event that created ``uid``.
+
+        Asked of Marquez when it is configured (run level: the dataset version's
+        ``createdByRun``); otherwise, when Marquez does not know the file yet (events still
+        queued) or is unreachable, of the embedded index, syncing from the lake on a miss.
+        """
+        namespace, name = self.store.dataset(uid)
+        answered, event = self._ask_marquez(lambda m: m.creation_of(namespace, name))
+        if answered and event is not None:
+            return dict(event)
         event = self.index.creation_of(uid)
         if event is None and sync:
             self.sync()
             event = self.index.creation_of(uid)
         return event
 
-    def call(self, digest: str) -> dict[str, Any] | None:
-        """The latest COMPLETE event of a call with this digest, syncing on a miss."""
+    def call(self, digest: str, job_name: str | None = None) -> dict[str, Any] | None:
+        """The latest COMPLETE event of a call with this digest (Marquez first, if set)."""
+        if job_name is not None:
+            answered, found = self._ask_marquez(lambda m: m.call(job_name, digest))
+            if answered and found is not None:
+                return dict(found)
         event = self.index.call(digest)
         if event is None:
             self.sync()
