@@ -60,6 +60,7 @@ class CallContext:
     job_name: str
     digest: str
     explicit: list[str] | None
+    single: bool = False  # the outputs were declared with output_uid (one File returned)
     staged: dict[str, _Staged] = attrs.field(factory=dict)
     read: list[str] = attrs.field(factory=list)
     _counter: int = 0
@@ -202,14 +203,17 @@ class _Step:
         lake = inputs[0].lake if inputs else _default_lake()
         digest = call_digest(self.module, self.name, arguments, salt=self.version)
 
-        skipped = self._try_skip(lake, digest, explicit)
+        single = bound.arguments.get("output_uid") is not None
+        skipped = self._try_skip(lake, digest, explicit, single)
         if skipped is not _RUN:
             return skipped
         return self._run(lake, bound, digest, explicit, inputs, parameters)
 
     # -- skipping ---------------------------------------------------------------------------
 
-    def _try_skip(self, lake: DataLake, digest: str, explicit: list[str] | None) -> Any:
+    def _try_skip(
+        self, lake: DataLake, digest: str, explicit: list[str] | None, single: bool = False
+    ) -> Any:
         if explicit is not None:
             outputs = explicit
             returned: Any = None
@@ -225,7 +229,8 @@ class _Step:
         metas = {uid: lake.head(uid) for uid in outputs}
         present = [uid for uid, meta in metas.items() if meta is not None]
         if not present:
-            _drop_stale_copies(lake, outputs)
+            # Outputs gone from the lake (deleted, or lost): run again. A stale local copy is
+            # kept until the new output replaces it, so a failing rerun loses nothing.
             return _RUN
         if len(present) < len(outputs):
             missing = [uid for uid in outputs if metas[uid] is None]
@@ -234,6 +239,26 @@ class _Step:
                 f"others are not ({', '.join(missing)}); delete the present ones "
                 "(`radops datalake rm`) to run it again, or restore the missing ones"
             )
+        if explicit is not None:
+            # Declared uids say nothing about how the files were made: an output made by a
+            # call with other inputs, parameters or version is not this call's result.
+            foreign = [
+                uid
+                for uid, meta in metas.items()
+                if meta is not None and meta.metadata.get(DIGEST_KEY) != digest
+            ]
+            if foreign:
+                raise OutputsError(
+                    f"{self.job_name}: {', '.join(foreign)} already exist(s) in the data lake "
+                    "but were not made by this call (other inputs, parameters or version, or "
+                    "not by this function): data-lake files are immutable, so pass new output "
+                    "uids, or delete the old files (`radops datalake rm`) to make them again"
+                )
+        for uid, meta in metas.items():
+            entry = lake.local.entry(uid)
+            if meta is not None and entry is not None and entry.sha256 != meta.sha256:
+                # The lake's file was deleted and made again since this copy was cached.
+                lake.remove_local(uid)
         recorded = {meta.metadata.get(SOURCE_KEY) for meta in metas.values() if meta}
         log.info(
             "%s skipped: its outputs are already in the data lake (%s)",
@@ -241,14 +266,20 @@ class _Step:
             ", ".join(outputs),
         )
         if recorded - {None, self.source.source_sha256}:
+            how = (
+                "delete the outputs (`radops datalake rm`) or pass new output uids"
+                if explicit is not None
+                else 'pass a new version (@file_creator(version="2")) or delete the outputs '
+                "(`radops datalake rm`)"
+            )
             log.warning(
                 "%s: the outputs in the data lake were made by different code than the current "
-                "%s; they are used as they are. To run it again, pass a new version "
-                '(@file_creator(version="2")) or delete the outputs (`radops datalake rm`)',
+                "%s; they are used as they are. To run it again, %s",
                 self.job_name,
                 self.source.file or "source",
+                how,
             )
-        return _rebuild(lake, explicit, outputs, returned)
+        return _rebuild(lake, explicit, outputs, returned, single)
 
     # -- running ----------------------------------------------------------------------------
 
@@ -265,7 +296,13 @@ class _Step:
 
         if self.source.warning:
             log.warning("%s", self.source.warning)
-        context = CallContext(lake, self.job_name, digest, explicit)
+        context = CallContext(
+            lake,
+            self.job_name,
+            digest,
+            explicit,
+            single=bound.arguments.get("output_uid") is not None,
+        )
         run_id = str(uuid7())
         creation = Creation(
             run_id=run_id,
@@ -324,27 +361,42 @@ class _Step:
             SOURCE_KEY: self.source.source_sha256,
         }
         committed: list[str] = []
-        for staged in list(context.staged.values()):
-            try:
-                lake.commit(staged.uid, staged.tmp, staged.sha256, metadata=metadata)
-            except FileExistsInLakeError:
-                if committed:
-                    raise
-                # Another process made the same outputs first: use theirs, as a skip would.
-                raise _LostRace(
-                    _rebuild(lake, context.explicit, list(context.staged), _returned_json(result))
-                ) from None
-            committed.append(staged.uid)
-        outputs = [
-            lake.dataset_ref(uid, sha256=s.sha256, size=s.size) for uid, s in context.staged.items()
-        ]
-        complete = attrs.evolve(
-            creation,
-            inputs=self._inputs(lake, inputs, context),
-            outputs=outputs,
-            returned=_returned_json(result),
-        )
-        lake.lineage.emit(complete, "COMPLETE")
+        try:
+            for staged in list(context.staged.values()):
+                try:
+                    lake.commit(staged.uid, staged.tmp, staged.sha256, metadata=metadata)
+                except FileExistsInLakeError:
+                    if committed:
+                        raise
+                    # Another process made the same outputs first: use theirs, as a skip would.
+                    raise _LostRace(
+                        _rebuild(
+                            lake,
+                            context.explicit,
+                            list(context.staged),
+                            _returned_json(result),
+                            context.single,
+                        )
+                    ) from None
+                committed.append(staged.uid)
+            outputs = [
+                lake.dataset_ref(uid, sha256=s.sha256, size=s.size)
+                for uid, s in context.staged.items()
+            ]
+            complete = attrs.evolve(
+                creation,
+                inputs=self._inputs(lake, inputs, context),
+                outputs=outputs,
+                returned=_returned_json(result),
+            )
+            lake.lineage.emit(complete, "COMPLETE")
+        except _LostRace:
+            raise
+        except BaseException:
+            # All or nothing: outputs already uploaded go again, so the lake never holds some
+            # outputs of a call without its creation record (a retry then starts clean).
+            lake.rollback(committed)
+            raise
         context.staged.clear()
         return result
 
@@ -371,16 +423,6 @@ def _record_quietly(lake: DataLake, creation: Any, state: str, error: BaseExcept
         lake.lineage.emit(creation, state, error=error)
     except Exception:
         log.warning("could not record the %s event of %s", state, creation.job_name, exc_info=True)
-
-
-def _drop_stale_copies(lake: DataLake, uids: list[str]) -> None:
-    # Fix: outputs deleted from the lake behind this machine's back (directly in the store, or
-    # by `datalake rm` on another machine) left their local copies here. Those copies cache
-    # objects the lake no longer has, and made the rerun fail with "already exists in local
-    # storage". Only copies radops placed (they have an entry) are removed.
-    for uid in uids:
-        if lake.local.entry(uid) is not None:
-            lake.remove_local(uid)
 
 
 def _only_files(value: Any) -> bool:
@@ -428,15 +470,23 @@ def _returned_json(result: Any) -> Any:
         return None  # not reconstructible: a skipped call then returns the output handles
 
 
-def _rebuild(lake: DataLake, explicit: list[str] | None, outputs: list[str], returned: Any) -> Any:
+def _rebuild(
+    lake: DataLake,
+    explicit: list[str] | None,
+    outputs: list[str],
+    returned: Any,
+    single: bool = False,
+) -> Any:
     from radops.file import File
 
     if returned is not None:
         return _from_json(lake, returned)
-    if explicit is not None and len(explicit) == 1:
-        return File(explicit[0], lake=lake)
+    if explicit is not None:
+        # output_uid: the function returns one File; output_uids: a list, even of one.
+        files = [File(uid, lake=lake) for uid in explicit]
+        return files[0] if single else files
     files = [File(uid, lake=lake) for uid in outputs]
-    return files[0] if len(files) == 1 and explicit is None else files
+    return files[0] if len(files) == 1 else files
 
 
 def _from_json(lake: DataLake, value: Any) -> Any:

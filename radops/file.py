@@ -156,7 +156,7 @@ class File:
         call = active_call()
         if call is not None:
             call.check_output(self._uid)
-        lake.ensure_absent(self._uid)
+        lake.ensure_absent(self._uid, lake_only=call is not None)
         tmp = lake.local.temp_path(self._uid)
         staged = False
         try:

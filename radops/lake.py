@@ -73,6 +73,10 @@ class DataLake:
     """
 
     def __init__(self, settings: Settings, store: ObjectStore | None = None) -> None:
+        from radops.logs import configure_logging
+
+        # Skips and warnings are visible by default however the lake was configured.
+        configure_logging(settings.log_level)
         self.settings = settings
         self._store = store
         self._originator: str | None = None
@@ -180,9 +184,13 @@ class DataLake:
         """The lake's metadata of ``uid``, or None if it is not in the lake."""
         return self.store.head(validate_uid(uid))
 
-    def ensure_absent(self, uid: str) -> None:
-        """Raise :class:`FileExistsInLakeError` if ``uid`` exists locally or in the lake."""
-        if self.exists_locally(uid):
+    def ensure_absent(self, uid: str, *, lake_only: bool = False) -> None:
+        """Raise :class:`FileExistsInLakeError` if ``uid`` exists locally or in the lake.
+
+        ``lake_only``: a local copy of a file the lake no longer has does not count (a
+        ``file_creator`` rerun replaces it once the new output is safely in the lake).
+        """
+        if not lake_only and self.exists_locally(uid):
             raise FileExistsInLakeError(
                 f"{uid!r} already exists in local storage: data-lake files are immutable, "
                 "choose another uid"
@@ -291,8 +299,26 @@ class DataLake:
             self.lineage.emit(creation, "FAIL", error=exc)
             raise
         output = self.dataset_ref(uid, sha256=sha256, size=meta.size)
-        self.lineage.emit(attrs.evolve(creation, outputs=[output]), "COMPLETE")
+        try:
+            self.lineage.emit(attrs.evolve(creation, outputs=[output]), "COMPLETE")
+        except BaseException:
+            self.rollback([uid])  # no object without its creation record
+            raise
         return meta
+
+    def rollback(self, uids: list[str]) -> None:
+        """Remove objects this process just created, whose creation could not be recorded."""
+        for uid in uids:
+            try:
+                self.store.delete(uid)
+                self.local.remove(uid)
+            except Exception:
+                log.warning(
+                    "could not remove %s after a failed creation; run `radops datalake rm %s`",
+                    uid,
+                    uid,
+                    exc_info=True,
+                )
 
     def commit(
         self,
@@ -483,11 +509,7 @@ def default_lake() -> DataLake:
     global _default
     with _default_lock:
         if _default is None:
-            from radops.logs import configure_logging
-
-            settings = Settings.load()
-            configure_logging(settings.log_level)
-            _default = DataLake(settings)
+            _default = DataLake(Settings.load())
         return _default
 
 

@@ -631,7 +631,7 @@ def test_a_declared_output_gone_from_the_store_is_made_again(lake: DataLake) -> 
 def test_changed_code_is_used_as_is_with_a_warning(
     lake: DataLake, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Outputs made by other code are reused (skip), with a warning suggesting version=."""
+    """Outputs made by other code are reused (skip), with a warning saying how to rerun."""
     src = put(lake, "in.txt", "x")
     old = same_name_step("old")(src, output_uid="made.txt")
     with caplog.at_level(logging.INFO, logger="radops"):
@@ -641,4 +641,79 @@ def test_changed_code_is_used_as_is_with_a_warning(
     assert new.uid == old.uid
     assert read(new) == "old"
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("different code" in m and "version=" in m for m in warnings), warnings
+    assert any("different code" in m and "radops datalake rm" in m for m in warnings), warnings
+
+
+# -- review fixes: all-or-nothing commits, declared outputs, stale copies ------------------------
+
+
+def test_a_declared_output_made_by_another_call_is_an_error_not_a_skip(lake: DataLake) -> None:
+    """Same output uid, other input: never silently returns the first call's file."""
+    jan = put(lake, "jan.txt", "january")
+    feb = put(lake, "feb.txt", "february")
+    upper(jan, output_uid="report.txt")
+    with pytest.raises(OutputsError, match=r"report\.txt already exist.*not made by this call"):
+        upper(feb, output_uid="report.txt")
+    assert CALLS["upper"] == 1
+    assert read(File("report.txt", lake=lake)) == "JANUARY"
+
+
+@pytest.fixture
+def dir_lake(tmp_path: Path) -> Iterator[DataLake]:
+    """A lake on a directory remote, whose files a test can damage on purpose."""
+    lake = DataLake(
+        Settings.load(env={}, home=tmp_path / "home", remote=tmp_path / "remote", email=TEST_EMAIL)
+    )
+    yield lake
+    lake.local.close()
+
+
+def test_outputs_are_all_or_nothing_when_one_cannot_be_stored(dir_lake: DataLake) -> None:
+    """If the second output cannot be stored, the first is taken back; a retry then works."""
+    src = put(dir_lake, "in.txt", "a\nb")
+    blocker = Path(dir_lake.settings.remote) / "second"
+    blocker.write_text("a file where a folder is needed")
+    with pytest.raises(OSError, match="conflicts"):
+        split_lines(src, output_uids=["first/a.txt", "second/b.txt"])
+    assert dir_lake.head("first/a.txt") is None
+    assert not dir_lake.exists_locally("first/a.txt")
+    assert events(dir_lake, "split_lines", "FAIL")
+    blocker.unlink()
+    made = split_lines(src, output_uids=["first/a.txt", "second/b.txt"])
+    assert [read(f) for f in made] == ["a", "b"]
+
+
+def test_a_creation_whose_record_cannot_be_stored_leaves_no_object(dir_lake: DataLake) -> None:
+    """An object is never left in the lake without its creation record."""
+    records = Path(dir_lake.settings.remote) / ".radops" / "events"
+    records.parent.mkdir(parents=True, exist_ok=True)
+    records.write_text("not a folder")
+    with pytest.raises(Exception, match="record"), dir_lake.file("x.txt").open("w") as handle:
+        handle.write("data")
+    assert dir_lake.head("x.txt") is None
+    assert not dir_lake.exists_locally("x.txt")
+
+
+def test_output_uids_of_one_return_a_list_when_skipped(lake: DataLake) -> None:
+    """output_uids=[one] returns a list both when it runs and when it is skipped."""
+    src = put(lake, "one.txt", "only line")
+    first = split_lines(src, output_uids=["only.txt"])
+    again = split_lines(src, output_uids=["only.txt"])
+    assert isinstance(first, list) and isinstance(again, list)
+    assert [f.uid for f in again] == ["only.txt"]
+    assert CALLS["split_lines"] == 1
+
+
+def test_a_remade_output_replaces_a_stale_local_copy_on_skip(make_lake: MakeLake) -> None:
+    """After rm and a rerun elsewhere, a machine's cached copy is not served as the output."""
+    a = make_lake("machine-a")
+    b = make_lake("machine-b")
+    src = put(a, "in.txt", "v1")
+    upper(src, output_uid="up.txt")
+    assert read(upper(File("in.txt", lake=b), output_uid="up.txt")) == "V1"  # b caches it
+    a.delete("up.txt")
+    a.delete("in.txt")
+    put(a, "in.txt", "v2")
+    upper(File("in.txt", lake=a), output_uid="up.txt")
+    again = upper(File("in.txt", lake=b), output_uid="up.txt")  # skipped on b
+    assert read(again) == "V2"

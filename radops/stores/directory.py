@@ -122,9 +122,16 @@ class DirectoryStore:
             try:
                 data_path.parent.mkdir(parents=True, exist_ok=True)
                 os.link(tmp_data, data_path)
-            except FileExistsError as exc:  # data without a claim: not created by radops
+            except FileExistsError as exc:
                 meta_path.unlink(missing_ok=True)
-                raise FileExistsInLakeError(f"{key!r} already exists in the data lake") from exc
+                if os.path.lexists(data_path):  # data without a claim: not created by radops
+                    raise FileExistsInLakeError(
+                        f"{key!r} already exists in the data lake"
+                    ) from exc
+                raise FileExistsInLakeError(  # mkdir met a file where a folder is needed
+                    f"{key!r} conflicts with an existing file or folder of the same name "
+                    f"in {self.root}"
+                ) from exc
             except (NotADirectoryError, IsADirectoryError) as exc:
                 meta_path.unlink(missing_ok=True)
                 raise FileExistsInLakeError(
