@@ -125,9 +125,7 @@ class DirectoryStore:
             except FileExistsError as exc:
                 meta_path.unlink(missing_ok=True)
                 if os.path.lexists(data_path):  # data without a claim: not created by radops
-                    raise FileExistsInLakeError(
-                        f"{key!r} already exists in the data lake"
-                    ) from exc
+                    raise FileExistsInLakeError(f"{key!r} already exists in the data lake") from exc
                 raise FileExistsInLakeError(  # mkdir met a file where a folder is needed
                     f"{key!r} conflicts with an existing file or folder of the same name "
                     f"in {self.root}"
