@@ -14,7 +14,6 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import attrs
 
@@ -258,7 +257,7 @@ class DataLake:
         self.local.check_fits(uid, meta.size)
         tmp = self.local.temp_path(uid)
         try:
-            meta = self.store.get(uid, tmp, progress=progress)
+            meta = self.store.get(uid, tmp, progress=progress, meta=meta)
             # get() verified the bytes against meta.sha256, so it is never None here.
             return self.local.place(tmp, uid, meta.sha256 or "", meta.etag)
         finally:
@@ -390,22 +389,22 @@ class DataLake:
 
     def add_url(self, url: str, uid: str, *, progress: Progress | None = None) -> ObjectMeta:
         """Download ``url`` (http or https) and add it as ``uid``."""
-        from radops.urls import fetch_url
+        from radops.urls import fetch_url, public_url, redact_url
 
         validate_uid(uid)
         self.ensure_absent(uid)
         tmp = self.local.temp_path(uid)
         try:
             sha256 = fetch_url(url, tmp, progress=progress)
-            parts = urlsplit(url)
-            source_ref = self._external_ref(f"{parts.scheme}://{parts.netloc}", parts.path or "/")
+            # Credentials and signed query strings never enter lineage (it is stored and sent).
+            source_ref = self._external_ref(*public_url(url))
             return self.create(
                 uid,
                 tmp,
                 sha256,
                 job=ADD_JOB,
                 inputs=[source_ref],
-                parameters={"source": url},
+                parameters={"source": redact_url(url)},
                 progress=progress,
             )
         finally:

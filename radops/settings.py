@@ -324,7 +324,12 @@ class Settings:
             if spec.name == "email" and value is None:
                 value = git_user_email()
                 source = "git config user.email" if value else "not set"
-            rows.append((spec.name, None if value is None else str(value), source))
+            shown = None if value is None else str(value)
+            if shown is not None and "://" in shown and "@" in shown:
+                from radops.urls import redact_url
+
+                shown = redact_url(shown)  # a password in a URL is still a password
+            rows.append((spec.name, shown, source))
         for name in _SECRETS:
             secret = getattr(self, name)
             rows.append(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from radops.errors import RadopsError
 from radops.integrity import HashingSink
 from radops.stores import Progress
 
-__all__ = ["DownloadError", "fetch_url", "is_url"]
+__all__ = ["DownloadError", "fetch_url", "is_url", "public_url", "redact_url"]
 
 _ALLOWED_SCHEMES = ("http", "https")
 _MAX_REDIRECTS = 10
@@ -18,6 +18,31 @@ _MAX_REDIRECTS = 10
 
 class DownloadError(RadopsError):
     """A URL could not be downloaded completely."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit to print or record: no password, token or signed query string.
+
+    Keeps the user name of ``user:password@``; drops the query and fragment, where presigned
+    URLs carry their signatures.
+    """
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    if parts.username:
+        netloc = f"{parts.username}@{netloc}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def public_url(url: str) -> tuple[str, str]:
+    """(namespace, name) of a URL as an OpenLineage dataset: ``scheme://host[:port]``, path."""
+    parts = urlsplit(redact_url(url))
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return f"{parts.scheme}://{host}", parts.path or "/"
 
 
 def is_url(source: str) -> bool:
@@ -50,10 +75,14 @@ def fetch_url(
                 response.close()
                 response = session.get(target, stream=True, timeout=timeout, allow_redirects=False)
             else:
-                raise DownloadError(f"cannot download {url}: more than {_MAX_REDIRECTS} redirects")
+                raise DownloadError(
+                    f"cannot download {redact_url(url)}: more than {_MAX_REDIRECTS} redirects"
+                )
             with response:
                 if response.status_code >= 400:
-                    raise DownloadError(f"cannot download {url}: HTTP {response.status_code}")
+                    raise DownloadError(
+                        f"cannot download {redact_url(url)}: HTTP {response.status_code}"
+                    )
                 expected = response.headers.get("content-length")
                 with dest.open("xb") as target_file:
                     sink = HashingSink(target_file)
@@ -69,11 +98,11 @@ def fetch_url(
                         f"download of {url} ended early: {sink.size} of {expected} bytes"
                     )
     except requests.RequestException as exc:
-        raise DownloadError(f"cannot download {url}: {exc}") from exc
+        raise DownloadError(f"cannot download {redact_url(url)}: {exc}") from exc
     return sink.hexdigest()
 
 
 def _check_scheme(url: str) -> None:
     scheme = urlsplit(url).scheme.lower()
     if scheme not in _ALLOWED_SCHEMES:
-        raise DownloadError(f"refusing {url!r}: only http and https URLs can be added")
+        raise DownloadError(f"refusing {redact_url(url)!r}: only http and https URLs can be added")

@@ -717,3 +717,38 @@ def test_a_remade_output_replaces_a_stale_local_copy_on_skip(make_lake: MakeLake
     upper(File("in.txt", lake=a), output_uid="up.txt")
     again = upper(File("in.txt", lake=b), output_uid="up.txt")  # skipped on b
     assert read(again) == "V2"
+
+
+def test_skips_are_printed_on_stderr_with_an_explicit_lake(tmp_path: Path) -> None:
+    """A script that configures its lake itself still shows the skip message by default."""
+    script = tmp_path / "explicit.py"
+    script.write_text(
+        "import sys\n"
+        "from radops.data_lake import DataLake, File, file_creator, set_default_lake\n"
+        "from radops.settings import Settings\n"
+        f"lake = DataLake(Settings.load(env={{}}, home={str(tmp_path / 'h')!r}, "
+        f"remote={str(tmp_path / 'r')!r}, email='t@example.com'))\n"
+        "set_default_lake(lake)\n"
+        "@file_creator\n"
+        "def gen(n: int) -> File:\n"
+        "    out = File()\n"
+        "    with out.open('w') as handle:\n"
+        "        handle.write(str(n))\n"
+        "    return out\n"
+        "gen(1)\n"
+        "gen(1)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "radops: __main__.gen skipped: its outputs are already in the data lake" in (
+        result.stderr
+    )

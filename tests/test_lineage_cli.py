@@ -400,6 +400,27 @@ def test_add_url_records_the_url(lake: DataLake, cli_env: dict[str, str], http_f
     assert "already exists" in refused.stderr
 
 
+def test_url_credentials_and_signatures_stay_out_of_lineage(
+    lake: DataLake, cli_env: dict[str, str], http_files: str
+) -> None:
+    """A password or a presigned query string in an added URL is never recorded or printed."""
+    host = http_files.removeprefix("http://")
+    url = f"http://alice:s3cr3t-pw@{host}/table.csv?X-Amz-Signature=s3cr3t-sig"
+    result = _ok(_invoke(cli_env, "datalake", "add", url, "signed.csv"))
+    assert "s3cr3t" not in result.stdout + result.stderr
+    events = _export(cli_env)
+    assert events
+    assert "s3cr3t" not in json.dumps(events)
+    [event] = [e for e in events if e["eventType"] == "COMPLETE"]
+    assert [(i["namespace"], i["name"]) for i in event["inputs"]] == [(http_files, "/table.csv")]
+    assert event["run"]["facets"]["radops"]["parameters"] == {
+        "source": f"http://alice@{host}/table.csv"
+    }
+    missing = _invoke(cli_env, "datalake", "add", url.replace("table", "nothing"), "x.csv")
+    assert missing.exit_code == 1
+    assert "s3cr3t" not in missing.stderr
+
+
 # -- log messages -------------------------------------------------------------------------------
 
 

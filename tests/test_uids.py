@@ -220,3 +220,26 @@ def test_writing_any_valid_uid_stays_inside_storage_and_the_lake(
         assert _files(lake.settings.storage_dir) == [lake.settings.storage_dir / uid]
     finally:
         lake.local.close()
+
+
+def test_a_symlink_in_a_directory_lake_never_leads_writes_outside(tmp_path: Path) -> None:
+    """A folder of the lake that is a symlink to elsewhere is refused, nothing is written there."""
+    from radops.data_lake import DataLake
+    from radops.errors import LocalStorageError
+    from radops.settings import Settings
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    (remote / "shared").symlink_to(outside)
+    lake = DataLake(
+        Settings.load(env={}, home=tmp_path / "home", remote=remote, email="t@example.com")
+    )
+    with (
+        pytest.raises(LocalStorageError, match="symlink"),
+        lake.file("shared/x.txt").open("w") as handle,
+    ):
+        handle.write("escape")
+    assert list(outside.iterdir()) == []
+    lake.local.close()

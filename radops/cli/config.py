@@ -35,7 +35,9 @@ def show(
 def set_(
     ctx: typer.Context,
     key: str = typer.Argument(
-        ..., help="remote, s3_endpoint_url, email, cache_max_bytes or log_level."
+        ...,
+        help="remote, s3_endpoint_url, email, cache_max_bytes, log_level, namespace, "
+        "marquez_url or lineage_timeout.",
     ),
     value: str = typer.Argument(..., help="The value; an empty string removes the setting."),
 ) -> None:

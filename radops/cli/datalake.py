@@ -90,7 +90,9 @@ def add(
     if is_url(source):
         if copy or move:
             abort("--copy and --move do not apply to a URL", code=2)
-        with progress_bar(f"downloading {source}", None) as progress:
+        from radops.urls import redact_url
+
+        with progress_bar(f"downloading {redact_url(source)}", None) as progress:
             meta = data_lake.add_url(source, uid, progress=progress)
     else:
         path = Path(source)
@@ -193,13 +195,11 @@ def rm_local(
         abort("give a UID or --all (not both)", code=2)
     data_lake = lake(ctx)
     if all_:
-        uids: list[str] = []
-        kept: list[str] = []
-        for each in data_lake.local.uids():
-            if data_lake.head(each) is None:
-                kept.append(each)
-            else:
-                uids.append(each)
+        local = list(data_lake.local.uids())
+        # One listing of the lake (paginated) rather than a request per local file.
+        in_lake = {meta.key for meta in data_lake.files()} if local else set()
+        uids = [each for each in local if each in in_lake]
+        kept = [each for each in local if each not in in_lake]
         for each in uids:
             data_lake.remove_local(each)
         err().print(f"freed {len(uids)} file(s) from local storage", markup=False)

@@ -7,7 +7,6 @@ The link is built from the repository's ``origin`` remote, whether it is an ssh
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import inspect
 import re
@@ -127,7 +126,6 @@ def _git(cwd: Path, *args: str) -> str | None:
     return result.stdout.strip()
 
 
-@functools.lru_cache(maxsize=256)
 def _git_info(file: Path) -> GitInfo | None:
     directory = file.parent
     root = _git(directory, "rev-parse", "--show-toplevel")

@@ -67,8 +67,17 @@ class ObjectStore(Protocol):
         """
         ...
 
-    def get(self, key: str, dest: Path, *, progress: Progress | None = None) -> ObjectMeta:
+    def get(
+        self,
+        key: str,
+        dest: Path,
+        *,
+        progress: Progress | None = None,
+        meta: ObjectMeta | None = None,
+    ) -> ObjectMeta:
         """Download ``key`` into the new file ``dest``, verifying its sha256 on the way.
+
+        ``meta``: the object's metadata if the caller just fetched it (saves a request).
 
         Raises FileNotInLakeError if missing and IntegrityError if the bytes do not match.
         On error ``dest`` may hold partial bytes: the caller owns and removes it.

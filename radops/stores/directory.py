@@ -26,11 +26,12 @@ import uuid
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from radops.errors import FileExistsInLakeError, FileNotInLakeError, IntegrityError, StoreError
 from radops.integrity import CHUNK_SIZE, HashingSink
 from radops.stores.base import SHA256_KEY, ObjectMeta, Progress
-from radops.uids import RESERVED_PREFIX, validate_uid
+from radops.uids import RESERVED_PREFIX, safe_path, validate_uid
 
 __all__ = ["STALE_CLAIM_SECONDS", "DirectoryStore"]
 
@@ -54,13 +55,14 @@ class DirectoryStore:
         return f"DirectoryStore({str(self.root)!r})"
 
     def _data_path(self, key: str) -> Path:
-        return self.root / validate_uid(key)
+        # safe_path: a symlink inside the lake never leads a read or write out of it.
+        return safe_path(self.root, key)
 
     def _meta_path(self, key: str) -> Path:
         # The metadata tree mirrors the data tree name for name, without a suffix: a suffix would
         # make a 255-byte segment (a valid uid) too long a file name, and make uids such as 'a'
         # and 'a.json/b' collide in the metadata tree although they coexist everywhere else.
-        return self._meta_root / validate_uid(key)
+        return safe_path(self._meta_root, key)
 
     def _ensure_dirs(self) -> None:
         try:
@@ -76,11 +78,15 @@ class DirectoryStore:
             return None
         return self._meta_from_stat(key, stat)
 
-    def _meta_from_stat(self, key: str, stat: os.stat_result) -> ObjectMeta:
-        try:
-            record = json.loads(self._meta_path(key).read_text(encoding="utf-8"))
-        except (FileNotFoundError, NotADirectoryError, ValueError):
-            record = {}  # not created by radops, or a damaged record: unverifiable
+    def _meta_from_stat(
+        self, key: str, stat: os.stat_result, *, with_record: bool = True
+    ) -> ObjectMeta:
+        record: dict[str, Any] = {}
+        if with_record:
+            try:
+                record = json.loads(self._meta_path(key).read_text(encoding="utf-8"))
+            except (FileNotFoundError, NotADirectoryError, ValueError):
+                record = {}  # not created by radops, or a damaged record: unverifiable
         return ObjectMeta(
             key=key,
             size=stat.st_size,
@@ -193,7 +199,14 @@ class DirectoryStore:
         finally:
             os.close(fd)
 
-    def get(self, key: str, dest: Path, *, progress: Progress | None = None) -> ObjectMeta:
+    def get(
+        self,
+        key: str,
+        dest: Path,
+        *,
+        progress: Progress | None = None,
+        meta: ObjectMeta | None = None,
+    ) -> ObjectMeta:
         data_path = self._data_path(key)
         try:
             source = data_path.open("rb")
@@ -246,7 +259,10 @@ class DirectoryStore:
             if key.endswith("/"):
                 yield from self._walk(Path(entry.path), key, prefix)
             elif key.startswith(prefix):
-                yield self._meta_from_stat(key, entry.stat(follow_symlinks=False))
+                # Like an S3 listing: no sha256 or metadata, so a listing reads no sidecar.
+                yield self._meta_from_stat(
+                    key, entry.stat(follow_symlinks=False), with_record=False
+                )
 
     def delete(self, key: str) -> None:
         data_path = self._data_path(key)
@@ -262,7 +278,7 @@ class DirectoryStore:
         return "file", str(self.root.resolve() / validate_uid(key))
 
     def _record_path(self, name: str) -> Path:
-        return self._reserved / validate_uid(name)
+        return safe_path(self._reserved, name)
 
     def put_record(self, name: str, data: bytes) -> None:
         path = self._record_path(name)

@@ -231,10 +231,17 @@ class S3Store:
             key=key, size=size, sha256=sha256, etag=etag, metadata=dict(metadata or {})
         )
 
-    def get(self, key: str, dest: Path, *, progress: Progress | None = None) -> ObjectMeta:
+    def get(
+        self,
+        key: str,
+        dest: Path,
+        *,
+        progress: Progress | None = None,
+        meta: ObjectMeta | None = None,
+    ) -> ObjectMeta:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        meta = self.head(key)
+        meta = meta or self.head(key)
         if meta is None:
             raise FileNotInLakeError(f"{key!r} is not in the data lake {self.url}")
         if meta.sha256 is None:
