@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -23,6 +24,15 @@ from radops.cli._common import (
 app = typer.Typer(help="Files in the data lake and in local storage.", no_args_is_help=True)
 
 _BOLD, _ITALIC, _RESET = "\x1b[1m", "\x1b[3m", "\x1b[0m"
+
+
+class Picture(str, Enum):
+    """The formats of ``radops datalake lineage``."""
+
+    text = "text"
+    mermaid = "mermaid"
+    dot = "dot"
+    html = "html"
 
 
 @app.command("ls")
@@ -221,13 +231,20 @@ def lineage(
     ctx: typer.Context,
     uid: str = typer.Argument(..., help="The file's uid."),
     depth: int = typer.Option(1, "--depth", min=1, help="Levels of creations to follow upstream."),
-    downstream: bool = typer.Option(False, "--downstream", help="List what was made from it."),
+    downstream: bool = typer.Option(False, "--downstream", help="Show what was made from it."),
     as_json: bool = typer.Option(False, "--json", help="Print the OpenLineage events."),
+    fmt: Picture = typer.Option(  # noqa: B008 - typer reads the Enum default
+        "text",
+        "--format",
+        help="text (boxes), or a picture: mermaid, dot (Graphviz) or html (one offline page).",
+    ),
 ) -> None:
     """Show how a file was made: input files -> creation method -> output."""
     from radops.cli.render import render_creation, summarize
     from radops.lake import radops_outputs
 
+    if as_json and fmt is not Picture.text:
+        abort("--json and --format exclude each other", code=2)
     data_lake = lake(ctx)
     data_lake.lineage.sync()
     event = data_lake.lineage.creation_of(uid, sync=False)
@@ -235,6 +252,20 @@ def lineage(
         if data_lake.head(uid) is None:
             abort(f"{uid!r} is not in the data lake {data_lake.store.url}")
         abort(f"{uid!r} has no creation record in {data_lake.store.url}")
+    if fmt is not Picture.text:
+        from radops.cli.pictures import render
+        from radops.lineage.graph import build_graph
+
+        graph = build_graph(
+            uid,
+            lambda each: data_lake.lineage.creation_of(each, sync=False),
+            data_lake.lineage.runs_using,
+            depth=depth,
+            downstream=downstream,
+        )
+        sys.stdout.write(render(graph, fmt.value))
+        sys.stdout.flush()
+        return
     events = [event]
     level = [event]
     for _ in range(depth - 1):
