@@ -310,7 +310,9 @@ def test_openlineage_url_is_passed_through(
     assert settings.openlineage_config == "env OPENLINEAGE_URL"
     lake = DataLake(settings)
     try:
+        environment = dict(os.environ)
         transport = lake.lineage.outbox.transport
+        assert dict(os.environ) == environment  # radops leaves the environment as it was
         assert isinstance(transport, HttpTransport)
         assert transport.url == consumer.url
         with lake.file("ol.txt").open("w") as handle:

@@ -243,8 +243,28 @@ def transport_from_settings(settings: Settings) -> Transport | None:
     if settings.openlineage_config:
         from openlineage.client import OpenLineageClient
 
-        return OpenLineageClient().transport
+        with _environment_unchanged():
+            return OpenLineageClient().transport
     return None
+
+
+@contextlib.contextmanager
+def _environment_unchanged() -> Iterator[None]:
+    """Undo what the block writes to ``os.environ``.
+
+    openlineage-python's client copies ``OPENLINEAGE_URL`` and friends into
+    ``OPENLINEAGE__TRANSPORT__TRANSPORTS__*`` variables of the process while it builds its
+    transport; radops never changes the user's environment, so it takes those writes back.
+    """
+    before = dict(os.environ)
+    try:
+        yield
+    finally:
+        for name in set(os.environ) - set(before):
+            del os.environ[name]
+        for name, value in before.items():
+            if os.environ.get(name) != value:
+                os.environ[name] = value
 
 
 def http_transport(url: str, *, api_key: str | None = None, timeout: float = 5.0) -> Transport:

@@ -147,7 +147,7 @@ class _Builder:
 
     def run(self, event: Event) -> tuple[bool, list[str], list[str]]:
         """Add the run of ``event``: (whether it is new, its input uids, its output uids)."""
-        from radops.cli.render import summarize
+        from radops.lineage.summary import summarize
 
         made = summarize(event)
         key = run_key(made.run_id)
