@@ -165,6 +165,11 @@ def test_client_sends_the_api_key_and_reports_errors(marquez: RunningStandIn) ->
     assert marquez.state.authorization[-1] == "Bearer test-token-123"
     assert node_id("dataset", "s3://lake", "a/b.txt") == "dataset:s3://lake:a/b.txt"
     assert client.search("b.txt") == []
+    assert client.lineage(node_id("dataset", "s3://lake", "a/b.txt"), depth=3) == {"graph": []}
+    assert any(
+        path.startswith("/api/v1/lineage?nodeId=dataset%3As3%3A%2F%2Flake%3Aa%2Fb.txt")
+        for _, path in marquez.state.requests
+    )
     dead = MarquezClient("http://127.0.0.1:9", timeout=1)
     with pytest.raises(MarquezError, match="unreachable"):
         dead.run("0190d3c6-3c4e-7f00-8000-000000000000")
