@@ -135,7 +135,7 @@ def _create(lake: DataLake) -> None:
 def _stop_sender(lake: DataLake) -> None:
     """Stop the background sender (it makes one last attempt), so the test flushes alone."""
     lake.lineage.outbox.close()
-    lake.lineage.outbox.wait(10)
+    lake.lineage.outbox.wait(60)
 
 
 def _flush_cli(cli_env: dict[str, str], url: str) -> Result:
@@ -149,7 +149,7 @@ def test_events_reach_the_consumer(make_lake: MakeLake, consumer: Consumer) -> N
     consumer.start()
     lake = make_lake("machine-a", marquez_url=consumer.url, marquez_api_key="s3cret-key")
     _create(lake)
-    assert lake.lineage.outbox.wait(10)
+    assert lake.lineage.outbox.wait(60)
     assert lake.lineage.outbox.pending() == []
 
     events = consumer.events()
@@ -317,7 +317,7 @@ def test_openlineage_url_is_passed_through(
         assert transport.url == consumer.url
         with lake.file("ol.txt").open("w") as handle:
             handle.write("through openlineage-python")
-        assert lake.lineage.outbox.wait(10)
+        assert lake.lineage.outbox.wait(60)
         events = consumer.events()
         assert sorted(e["eventType"] for e in events) == ["COMPLETE", "START"]
         assert events[0]["run"]["runId"] == events[1]["run"]["runId"]
