@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from radops.file import File
     from radops.lineage.events import Creation, DatasetRef
     from radops.lineage.recorder import LineageRecorder
+    from radops.verify import VerifyResult
 
 __all__ = ["DataLake", "LocalStatus", "default_lake", "set_default_lake"]
 
@@ -262,6 +263,17 @@ class DataLake:
             return self.local.place(tmp, uid, meta.sha256 or "", meta.etag)
         finally:
             tmp.unlink(missing_ok=True)
+
+    def verify(self, uid: str) -> VerifyResult:
+        """Hash every byte of ``uid`` in the lake and of its local copy; repair the local copy.
+
+        Unlike a read, this never trusts the local fingerprint. The lake's object is checked
+        through a temp file that is then removed; a corrupted local copy is removed, and
+        downloaded again if the lake's copy is sound. See :class:`~radops.verify.VerifyResult`.
+        """
+        from radops.verify import verify
+
+        return verify(self, uid)
 
     @contextlib.contextmanager
     def reading(self, uid: str) -> Iterator[Path]:

@@ -1,4 +1,4 @@
-"""``radops datalake``: list, add, inspect, download and free data-lake files."""
+"""``radops datalake``: list, add, inspect, download, verify and free data-lake files."""
 
 from __future__ import annotations
 
@@ -223,6 +223,51 @@ def rm_local(
     if not data_lake.remove_local(uid):
         abort(f"{uid!r} is not in local storage")
     err().print(f"removed {uid} from local storage", markup=False)
+
+
+@app.command("verify")
+@handle_errors
+def verify(
+    ctx: typer.Context,
+    uid: Optional[str] = typer.Argument(None, help="The file's uid."),  # noqa: UP045 - typer
+    all_: bool = typer.Option(False, "--all", help="Verify every file in the lake."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    """Hash a file in the lake and its local copy in full; replace a corrupted local copy.
+
+    Prints one line per file and a summary on stderr; exits 1 if anything is corrupted or missing.
+    """
+    if (uid is None) == (not all_):
+        abort("give a UID or --all (not both)", code=2)
+    data_lake = lake(ctx)
+    # --all: one listing of the lake (paginated) names the files; each is then checked.
+    uids = [meta.key for meta in data_lake.files()] if all_ or uid is None else [uid]
+    counts: dict[str, int] = {}
+    failed = replaced = 0
+    for each in uids:
+        result = data_lake.verify(each)
+        counts[result.remote] = counts.get(result.remote, 0) + 1
+        failed += not result.ok
+        replaced += result.replaced
+        if as_json:
+            line = json.dumps(result.as_dict())
+        else:
+            local = result.local
+            if result.local == "corrupted":
+                local += ", replaced" if result.replaced else ", removed"
+            line = f"{result.uid}  lake {result.remote}  local {local}"
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+        for detail in result.details if not result.ok else ():
+            warn(f"{each}: {detail}")
+    lake_summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "none"
+    err().print(
+        f"verified {len(uids)} file(s) in the lake: {lake_summary}; "
+        f"{replaced} corrupted local copy(ies) replaced; {failed} with problems",
+        markup=False,
+    )
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command("lineage")
