@@ -23,6 +23,7 @@ from pathlib import Path
 import attrs
 
 from radops.errors import LocalStorageError
+from radops.private import create_private_file, make_private_dir
 from radops.uids import safe_path
 
 __all__ = ["LocalEntry", "LocalStorage"]
@@ -85,7 +86,7 @@ class LocalStorage:
     def _ensure_dirs(self) -> None:
         for directory in (self.root, self.state_dir, self.tmp_dir):
             try:
-                directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+                make_private_dir(directory)
             except OSError as exc:
                 raise LocalStorageError(f"cannot create {directory}: {exc}") from exc
 
@@ -101,8 +102,10 @@ class LocalStorage:
     def db(self) -> sqlite3.Connection:
         if self._db is None:
             self._ensure_dirs()
+            path = self.state_dir / "cache.sqlite"
+            create_private_file(path)
             db = sqlite3.connect(
-                self.state_dir / "cache.sqlite",
+                path,
                 timeout=30,
                 isolation_level=None,
                 check_same_thread=False,
@@ -177,7 +180,7 @@ class LocalStorage:
             # file system with coarse timestamps, then always changes the fingerprint.
             now = time.time_ns()
             os.utime(tmp, ns=(now, now - _MTIME_BACKDATE_NS))
-            final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_private_dir(final.parent)
             os.replace(tmp, final)
             stat = final.stat()
         except OSError as exc:

@@ -48,7 +48,8 @@ def to_json_value(
     JSON; it returns ``NotImplemented`` for values it does not handle.
     """
     if _depth > MAX_DEPTH:
-        raise ParameterError(f"parameter {name!r} is nested more than {MAX_DEPTH} levels deep")
+        root = name.split("[", 1)[0]  # the argument's own name, not a path 100 levels long
+        raise ParameterError(f"parameter {root!r} is nested more than {MAX_DEPTH} levels deep")
     if file_hook is not None:
         converted = file_hook(value)
         if converted is not NotImplemented:

@@ -407,7 +407,13 @@ class DataLake:
         self.ensure_absent(uid)
         tmp = self.local.temp_path(uid)
         try:
-            sha256 = fetch_url(url, tmp, progress=progress)
+            sha256 = fetch_url(
+                url,
+                tmp,
+                timeout=self.settings.download_timeout,
+                max_bytes=self.settings.download_max_bytes,
+                progress=progress,
+            )
             # Credentials and signed query strings never enter lineage (it is stored and sent).
             source_ref = self._external_ref(*public_url(url))
             return self.create(

@@ -170,6 +170,18 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec(
         "lineage_timeout", _seconds, 5.0, "seconds a lineage consumer may take to accept one event"
     ),
+    _Spec(
+        "download_max_bytes",
+        parse_size,
+        10 * 1024**3,
+        "largest body `datalake add URL` downloads before giving up",
+    ),
+    _Spec(
+        "download_timeout",
+        _seconds,
+        60.0,
+        "seconds `datalake add URL` waits to connect or for the next bytes",
+    ),
 )
 # Secrets come only from the environment (or an argument): never from or into config.toml,
 # and `config show` only says whether they are set.
@@ -208,6 +220,8 @@ class Settings:
     namespace: str = "radops"
     marquez_url: str | None = None
     lineage_timeout: float = 5.0
+    download_max_bytes: int = 10 * 1024**3
+    download_timeout: float = 60.0
     marquez_api_key: str | None = attrs.field(default=None, repr=False)
     openlineage_config: str | None = None
     sources: Mapping[str, str] = attrs.field(factory=dict, eq=False, repr=False)
@@ -402,7 +416,9 @@ def write_config_value(settings: Settings, key: str, value: str) -> Path:
         if key == "remote":
             parsed = _normalize_remote(parsed, Path.cwd())
         data[key] = parsed
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    from radops.private import make_private_dir
+
+    make_private_dir(path.parent)
     tmp = path.with_name(f".config.toml.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:

@@ -51,18 +51,40 @@ def is_url(source: str) -> bool:
 
 
 def fetch_url(
-    url: str, dest: Path, *, timeout: float = 60.0, progress: Progress | None = None
+    url: str,
+    dest: Path,
+    *,
+    timeout: float = 60.0,
+    max_bytes: int | None = None,
+    progress: Progress | None = None,
 ) -> str:
     """Download ``url`` into the new file ``dest`` and return its sha256.
 
     Only http and https are followed, redirects included. A body shorter than the announced
-    ``Content-Length`` is an error, so a download that ends early is never added.
+    ``Content-Length`` is an error, so a download that ends early is never added; so is a body
+    (or an announced ``Content-Length``) larger than ``max_bytes``. ``timeout`` bounds the
+    connection and each wait for more bytes. ``dest`` does not exist after an error.
 
     Raises:
-        DownloadError: another scheme, an HTTP error, a network error or a truncated body.
+        DownloadError: another scheme, an HTTP error, a network error, a truncated body or a
+            body over ``max_bytes``.
     """
-    import requests
+    existed = dest.exists()
+    try:
+        return _fetch(url, dest, timeout=timeout, max_bytes=max_bytes, progress=progress)
+    except BaseException:
+        if not existed:
+            dest.unlink(missing_ok=True)
+        raise
 
+
+def _fetch(
+    url: str, dest: Path, *, timeout: float, max_bytes: int | None, progress: Progress | None
+) -> str:
+    import requests
+    import urllib3.exceptions
+
+    shown = redact_url(url)
     _check_scheme(url)
     try:
         with requests.Session() as session:
@@ -76,18 +98,30 @@ def fetch_url(
                 response = session.get(target, stream=True, timeout=timeout, allow_redirects=False)
             else:
                 raise DownloadError(
-                    f"cannot download {redact_url(url)}: more than {_MAX_REDIRECTS} redirects"
+                    f"cannot download {shown}: more than {_MAX_REDIRECTS} redirects"
                 )
             with response:
                 if response.status_code >= 400:
-                    raise DownloadError(
-                        f"cannot download {redact_url(url)}: HTTP {response.status_code}"
-                    )
+                    raise DownloadError(f"cannot download {shown}: HTTP {response.status_code}")
                 expected = response.headers.get("content-length")
+                if expected is not None and not expected.strip().isdigit():
+                    raise DownloadError(
+                        f"cannot download {shown}: malformed Content-Length {expected[:40]!r}"
+                    )
+                if max_bytes is not None and expected is not None and int(expected) > max_bytes:
+                    raise DownloadError(
+                        f"cannot download {shown}: {int(expected)} bytes announced, more than "
+                        f"download_max_bytes ({max_bytes})"
+                    )
                 with dest.open("xb") as target_file:
                     sink = HashingSink(target_file)
                     for chunk in response.raw.stream(1024 * 1024, decode_content=True):
                         sink.write(chunk)
+                        if max_bytes is not None and sink.size > max_bytes:
+                            raise DownloadError(
+                                f"cannot download {shown}: more than download_max_bytes "
+                                f"({max_bytes}) bytes"
+                            )
                         if progress:
                             progress(len(chunk))
                     target_file.flush()
@@ -95,11 +129,21 @@ def fetch_url(
                 encoded = response.headers.get("content-encoding", "identity") != "identity"
                 if expected is not None and not encoded and sink.size != int(expected):
                     raise DownloadError(
-                        f"download of {url} ended early: {sink.size} of {expected} bytes"
+                        f"download of {shown} ended early: {sink.size} of {expected} bytes"
                     )
-    except requests.RequestException as exc:
-        raise DownloadError(f"cannot download {redact_url(url)}: {exc}") from exc
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+        raise DownloadError(f"cannot download {shown}: {_redacted(exc, url)}") from exc
     return sink.hexdigest()
+
+
+def _redacted(exc: BaseException, url: str) -> str:
+    """The message of ``exc`` without the secrets of ``url`` it may repeat."""
+    text = str(exc)
+    parts = urlsplit(url)
+    for secret in (url, parts.password, parts.query, parts.fragment):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
 
 
 def _check_scheme(url: str) -> None:

@@ -513,6 +513,8 @@ def test_config_show_lists_settings_and_their_sources(cli_env):
         "namespace",
         "marquez_url",
         "lineage_timeout",
+        "download_max_bytes",
+        "download_timeout",
         "marquez_api_key",
         "openlineage",
     ]

@@ -37,7 +37,7 @@ def set_(
     key: str = typer.Argument(
         ...,
         help="remote, s3_endpoint_url, email, cache_max_bytes, log_level, namespace, "
-        "marquez_url or lineage_timeout.",
+        "marquez_url, lineage_timeout, download_max_bytes or download_timeout.",
     ),
     value: str = typer.Argument(..., help="The value; an empty string removes the setting."),
 ) -> None:

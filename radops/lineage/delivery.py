@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from radops.lineage.events import uuid7
+from radops.private import make_private_dir
 
 if TYPE_CHECKING:
     from radops.settings import Settings
@@ -84,7 +85,7 @@ class Outbox:
         """Queue ``event`` and wake the sender; None (nothing queued) without a consumer."""
         if not self.enabled:
             return None
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dir(self.directory)
         path = self.directory / f"{uuid7()}.json"
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

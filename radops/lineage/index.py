@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from radops.private import create_private_file, make_private_dir
+
 __all__ = ["LineageIndex", "radops_facet"]
 
 _SCHEMA = """
@@ -70,7 +72,8 @@ class LineageIndex:
     @property
     def db(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_private_dir(self.path.parent)
+            create_private_file(self.path)
             db = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
             )
