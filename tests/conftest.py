@@ -112,3 +112,55 @@ def cli_env(tmp_path: Path, remote: str, endpoint: str | None) -> dict[str, str]
     if endpoint:
         env["RADOPS_S3_ENDPOINT_URL"] = endpoint
     return env
+
+
+# -- reliability: trial counts and the figures the fault tests report ---------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("radops reliability")
+    group.addoption(
+        "--trials",
+        type=int,
+        default=None,
+        help="trials per fault test in tests/reliability (default: each test's CI count)",
+    )
+    group.addoption(
+        "--reliability-report",
+        default=None,
+        metavar="FILE",
+        help="append one JSON line per fault test (trials, failures, data and events lost)",
+    )
+
+
+@pytest.fixture
+def trials(request: pytest.FixtureRequest) -> Callable[[int], int]:
+    """``trials(default)``: the number of trials to run, ``--trials`` if given."""
+    chosen: int | None = request.config.getoption("--trials")
+    return lambda default: chosen if chosen is not None else default
+
+
+@pytest.fixture
+def report(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """``report(fault=..., trials=..., failures=..., data_lost=..., events_lost=..., **more)``.
+
+    Rows go to ``--reliability-report FILE`` (JSON lines, appended: safe under xdist) and to the
+    test's report properties; ``python -m tests.reliability.render FILE`` makes the doc's table.
+    """
+    import json
+
+    target: str | None = request.config.getoption("--reliability-report")
+
+    def add(**row: object) -> None:
+        row.setdefault("test", request.node.nodeid)
+        for key, value in row.items():
+            request.node.user_properties.append((key, value))
+        if target:
+            line = json.dumps(row, sort_keys=True, default=str) + "\n"
+            fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line.encode("utf-8"))  # one write with O_APPEND: never interleaved
+            finally:
+                os.close(fd)
+
+    return add
