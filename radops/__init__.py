@@ -6,6 +6,7 @@ The API lives in :mod:`radops.data_lake`.
 
 from radops.errors import (
     ConfigError,
+    CreationPendingError,
     FileExistsInLakeError,
     FileNotInLakeError,
     IntegrityError,
@@ -22,6 +23,7 @@ except ImportError:  # pragma: no cover - a source tree that was never installed
 
 __all__ = [
     "ConfigError",
+    "CreationPendingError",
     "FileExistsInLakeError",
     "FileNotInLakeError",
     "IntegrityError",

@@ -11,15 +11,22 @@ import contextvars
 import functools
 import inspect
 import logging
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import attrs
 
+from radops import writers
 from radops.canonical import call_digest, to_json_value
-from radops.errors import FileExistsInLakeError, RadopsError
-from radops.lake import RUN_KEY
+from radops.errors import (
+    CreationPendingError,
+    FileExistsInLakeError,
+    RadopsError,
+    UidConflictError,
+)
+from radops.lake import RUN_KEY, CreationState
 
 if TYPE_CHECKING:
     from radops.file import File
@@ -214,6 +221,7 @@ class _Step:
     def _try_skip(
         self, lake: DataLake, digest: str, explicit: list[str] | None, single: bool = False
     ) -> Any:
+        recorded_run = None
         if explicit is not None:
             outputs = explicit
             returned: Any = None
@@ -221,12 +229,21 @@ class _Step:
             record = lake.lineage.call(digest, self.job_name)
             if record is None:
                 return _RUN
+            recorded_run = record["run"]["runId"]
             facet = record["run"]["facets"].get("radops", {})
             outputs = list(facet.get("outputs", []))
             returned = facet.get("returned")
             if not outputs:
                 return _RUN
         metas = {uid: lake.head(uid) for uid in outputs}
+        for uid, meta in metas.items():
+            if meta is None or meta.metadata.get(RUN_KEY) == recorded_run:
+                continue
+            # Uploaded by a run that has not recorded its creation: wait for it while it is
+            # under way (another process finishing this same call), drop it if abandoned.
+            settled = lake.creation_state(uid, meta) is CreationState.RECORDED
+            if not settled and lake.settle(uid) is CreationState.ABSENT:
+                metas[uid] = None
         present = [uid for uid, meta in metas.items() if meta is not None]
         if not present:
             # Outputs gone from the lake (deleted, or lost): run again. A stale local copy is
@@ -315,6 +332,17 @@ class _Step:
             inputs=[lake.dataset_ref(f.uid) for f in _unique(inputs)],
             call_digest=digest,
         )
+        with writers.running(run_id):
+            return self._run_call(lake, bound, context, creation, inputs)
+
+    def _run_call(
+        self,
+        lake: DataLake,
+        bound: inspect.BoundArguments,
+        context: CallContext,
+        creation: Any,
+        inputs: list[File],
+    ) -> Any:
         lake.lineage.emit(creation, "START")
         token = _active.set(context)
         try:
@@ -362,23 +390,7 @@ class _Step:
         }
         committed: list[str] = []
         try:
-            for staged in list(context.staged.values()):
-                try:
-                    lake.commit(staged.uid, staged.tmp, staged.sha256, metadata=metadata)
-                except FileExistsInLakeError:
-                    if committed:
-                        raise
-                    # Another process made the same outputs first: use theirs, as a skip would.
-                    raise _LostRace(
-                        _rebuild(
-                            lake,
-                            context.explicit,
-                            list(context.staged),
-                            _returned_json(result),
-                            context.single,
-                        )
-                    ) from None
-                committed.append(staged.uid)
+            self._commit_all(lake, context, metadata, result, committed)
             outputs = [
                 lake.dataset_ref(uid, sha256=s.sha256, size=s.size)
                 for uid, s in context.staged.items()
@@ -400,6 +412,39 @@ class _Step:
         context.staged.clear()
         return result
 
+    def _commit_all(
+        self,
+        lake: DataLake,
+        context: CallContext,
+        metadata: dict[str, str],
+        result: Any,
+        committed: list[str],
+    ) -> None:
+        """Upload every staged output, appending each to ``committed`` as it lands.
+
+        Raises _LostRace if another run made and recorded the same outputs first.
+        """
+        for staged in list(context.staged.values()):
+            if _commit_output(lake, staged, metadata):
+                committed.append(staged.uid)
+                continue
+            if committed:
+                raise OutputsError(
+                    f"{self.job_name}: {staged.uid} was made by another run while this one had "
+                    f"already made {', '.join(committed)}; delete them (`radops datalake rm`) "
+                    "and run it again"
+                )
+            # Another process made the same outputs first: use theirs, as a skip would.
+            raise _LostRace(
+                _rebuild(
+                    lake,
+                    context.explicit,
+                    list(context.staged),
+                    _returned_json(result),
+                    context.single,
+                )
+            )
+
 
 DIGEST_KEY = "radops-call-digest"
 SOURCE_KEY = "radops-source-sha256"
@@ -416,6 +461,36 @@ class _LostRace(Exception):
     def __init__(self, result: Any) -> None:
         super().__init__("lost the race")
         self.result = result
+
+
+def _commit_output(lake: DataLake, staged: _Staged, metadata: dict[str, str]) -> bool:
+    """Upload one staged output; False if another run created it first and recorded it.
+
+    A conflicting object that is still under way is waited for; one whose creation was
+    abandoned (its writer died) is removed and the upload tried again.
+    """
+    pause = 0.05
+    deadline = time.monotonic() + 2 * lake.settings.stale_after + 5
+    while True:
+        try:
+            lake.commit(staged.uid, staged.tmp, staged.sha256, metadata=metadata)
+        except UidConflictError:
+            raise  # a file where the uid needs a folder: no waiting will change that
+        except FileExistsInLakeError:
+            if lake.settle(staged.uid) is CreationState.RECORDED:
+                return False
+            if time.monotonic() > deadline:
+                raise CreationPendingError(
+                    f"{staged.uid!r} is being uploaded by another process that neither "
+                    "finishes nor gives up; if that process is gone, run "
+                    "`radops datalake repair`"
+                ) from None
+            # Absent now: removed as abandoned, or still being uploaded (a claimed multipart
+            # upload is not visible yet). Try again, without hammering the store.
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+            continue
+        return True
 
 
 def _record_quietly(lake: DataLake, creation: Any, state: str, error: BaseException | None) -> None:

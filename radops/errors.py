@@ -7,9 +7,11 @@ Each error subclasses the builtin it resembles, so ``except FileExistsError`` or
     ├── ConfigError                                  a setting is missing or invalid
     ├── InvalidUidError(RadopsError, ValueError)     a uid that could escape or is malformed
     ├── FileExistsInLakeError(RadopsError, FileExistsError)
+    │   └── UidConflictError                         a file is where a uid needs a folder
     ├── FileNotInLakeError(RadopsError, FileNotFoundError)
     ├── IntegrityError                               a sha256 does not match
     ├── LocalStorageError(RadopsError, OSError)      local storage full, read-only or unsafe
+    ├── CreationPendingError(RadopsError, TimeoutError)  another process's creation never ended
     └── StoreError                                   the store failed after retries (auth, network)
 
 Backend errors (botocore, OS) are translated where they enter radops, with ``raise ... from``,
@@ -35,6 +37,10 @@ class FileExistsInLakeError(RadopsError, FileExistsError):
     """A file with this uid already exists: data-lake files are immutable."""
 
 
+class UidConflictError(FileExistsInLakeError):
+    """A uid cannot be created because a file and a folder of the same name would clash."""
+
+
 class FileNotInLakeError(RadopsError, FileNotFoundError):
     """A uid exists neither in local storage nor in the data lake."""
 
@@ -45,6 +51,10 @@ class IntegrityError(RadopsError):
 
 class LocalStorageError(RadopsError, OSError):
     """Local storage cannot hold a file: disk full, read-only, over the size limit, or unsafe."""
+
+
+class CreationPendingError(RadopsError, TimeoutError):
+    """Another process started creating this file and neither finished nor provably died."""
 
 
 class StoreError(RadopsError):

@@ -156,7 +156,10 @@ class File:
         call = active_call()
         if call is not None:
             call.check_output(self._uid)
-        lake.ensure_absent(self._uid, lake_only=call is not None)
+        if call is None:
+            lake.ensure_absent(self._uid)
+        # Inside file_creator the upload at the end is conditional: if another process makes
+        # the same output meanwhile, the call settles on theirs instead of failing here.
         tmp = lake.local.temp_path(self._uid)
         staged = False
         try:

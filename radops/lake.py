@@ -8,17 +8,20 @@ files are rehashed when they changed, and nothing partial is ever left behind.
 from __future__ import annotations
 
 import contextlib
+import enum
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from radops import writers
 from radops.cache import LocalStorage
-from radops.errors import FileExistsInLakeError, FileNotInLakeError
+from radops.errors import CreationPendingError, FileExistsInLakeError, FileNotInLakeError
 from radops.integrity import copy_and_hash, sha256_file
 from radops.settings import Settings
 from radops.stores import ObjectMeta, ObjectStore, Progress, store_from_settings
@@ -30,7 +33,7 @@ if TYPE_CHECKING:
     from radops.lineage.recorder import LineageRecorder
     from radops.verify import VerifyResult
 
-__all__ = ["DataLake", "LocalStatus", "default_lake", "set_default_lake"]
+__all__ = ["CreationState", "DataLake", "LocalStatus", "default_lake", "set_default_lake"]
 
 log = logging.getLogger("radops")
 
@@ -55,6 +58,15 @@ def radops_version() -> str:
     from radops import __version__
 
     return __version__
+
+
+class CreationState(enum.Enum):
+    """Where the creation of a lake object stands, as recovery sees it."""
+
+    ABSENT = "absent"  # no such object
+    RECORDED = "recorded"  # its creating run recorded COMPLETE (or radops did not create it)
+    UNDER_WAY = "under way"  # uploaded by a process that may still record its creation
+    ABANDONED = "abandoned"  # its creation will never be recorded: the writer died or failed
 
 
 @attrs.frozen
@@ -189,13 +201,19 @@ class DataLake:
 
         ``lake_only``: a local copy of a file the lake no longer has does not count (a
         ``file_creator`` rerun replaces it once the new output is safely in the lake).
+        An object whose creation was abandoned (its writer died before recording it) is
+        removed first: it was never part of the lake.
         """
+        meta = self.head(uid)
+        if meta is not None and self.creation_state(uid, meta) is CreationState.ABANDONED:
+            self.remove_abandoned(uid, meta)
+            meta = None
         if not lake_only and self.exists_locally(uid):
             raise FileExistsInLakeError(
                 f"{uid!r} already exists in local storage: data-lake files are immutable, "
                 "choose another uid"
             )
-        if self.head(uid) is not None:
+        if meta is not None:
             raise FileExistsInLakeError(
                 f"{uid!r} already exists in the data lake {self.store.url}: data-lake files "
                 "are immutable, choose another uid"
@@ -303,11 +321,21 @@ class DataLake:
 
         run_id = str(uuid7())
         creation = self._creation(job, run_id, inputs=inputs or [], parameters=parameters or {})
+        with writers.running(run_id):
+            return self._create(uid, tmp, sha256, creation, progress)
+
+    def _create(
+        self, uid: str, tmp: Path, sha256: str, creation: Creation, progress: Progress | None
+    ) -> ObjectMeta:
+        run_id = creation.run_id
         self.lineage.emit(creation, "START")
         try:
             meta = self.commit(uid, tmp, sha256, metadata={RUN_KEY: run_id}, progress=progress)
         except BaseException as exc:
-            self.lineage.emit(creation, "FAIL", error=exc)
+            try:
+                self.lineage.emit(creation, "FAIL", error=exc)
+            except Exception:  # the store is down: the upload's own error says more
+                log.warning("could not record the failure of %s", uid, exc_info=True)
             raise
         output = self.dataset_ref(uid, sha256=sha256, size=meta.size)
         try:
@@ -349,10 +377,17 @@ class DataLake:
         recorded = {
             ORIGINATOR_KEY: self.originator,
             RADOPS_VERSION_KEY: radops_version(),
+            writers.WRITER_KEY: writers.current(),
             **(metadata or {}),
         }
         try:
             meta = self.store.put_new(tmp, uid, sha256=sha256, metadata=recorded, progress=progress)
+        except FileExistsInLakeError:
+            raise  # ``tmp`` stays: the caller may settle the conflict and try again
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        try:
             if self.local.fits(meta.size):
                 self.local.place(tmp, uid, sha256, meta.etag)
             else:  # safely in the lake, but larger than RADOPS_CACHE_MAX_BYTES allows locally
@@ -360,6 +395,84 @@ class DataLake:
         finally:
             tmp.unlink(missing_ok=True)
         return meta
+
+    # -- recovery: creations that were never recorded ------------------------------------------
+
+    def creation_state(self, uid: str, meta: ObjectMeta | None = None) -> CreationState:
+        """Whether the object ``uid`` was created for good (see :class:`CreationState`).
+
+        An object is part of the lake once the run that uploaded it recorded COMPLETE. Until
+        then it is under way, unless its run failed, its writer process on this machine is
+        gone, or it is older than ``stale_after`` (a writer on another machine).
+        """
+        meta = meta if meta is not None else self.head(uid)
+        if meta is None:
+            return CreationState.ABSENT
+        run_id = meta.metadata.get(RUN_KEY)
+        if not run_id:
+            return CreationState.RECORDED  # not uploaded by a radops creation: not ours to judge
+        ended = self.lineage.run_state(run_id)
+        if ended == "COMPLETE":
+            return CreationState.RECORDED
+        if ended is not None:  # FAIL or ABORT recorded, but the rollback did not happen
+            return CreationState.ABANDONED
+        if writers.is_dead(meta.metadata.get(writers.WRITER_KEY), run_id):
+            return CreationState.ABANDONED
+        if meta.created is not None:
+            age = time.time() - meta.created.timestamp()
+            if age > self.settings.stale_after:
+                return CreationState.ABANDONED
+        return CreationState.UNDER_WAY
+
+    def remove_abandoned(self, uid: str, meta: ObjectMeta) -> bool:
+        """Remove an object whose creation was abandoned, and its local copy.
+
+        Checks again just before deleting that the object is still the abandoned one (same
+        run), so a file another process has just made is never removed. True if removed.
+        """
+        current = self.head(uid)
+        if current is None:
+            return False
+        if current.metadata.get(RUN_KEY) != meta.metadata.get(RUN_KEY):
+            return False
+        log.warning(
+            "removing %s from the data lake %s: its creation (run %s) was never recorded, "
+            "its writer is gone",
+            uid,
+            self.store.url,
+            meta.metadata.get(RUN_KEY),
+        )
+        self.store.delete(uid)
+        self.local.remove(uid)
+        return True
+
+    def settle(self, uid: str) -> CreationState:
+        """Wait until the object ``uid`` is recorded or absent, removing it if abandoned.
+
+        Returns RECORDED or ABSENT. Polls with backoff while another process's creation is
+        under way, at most until that creation is older than ``stale_after``.
+
+        Raises:
+            CreationPendingError: the creation is still under way after that time.
+        """
+        deadline = time.monotonic() + 2 * self.settings.stale_after + 5
+        pause = 0.05
+        while True:
+            meta = self.head(uid)
+            state = self.creation_state(uid, meta)
+            if state is CreationState.ABANDONED and meta is not None:
+                self.remove_abandoned(uid, meta)
+                return CreationState.ABSENT
+            if state is not CreationState.UNDER_WAY:
+                return state
+            if time.monotonic() > deadline:
+                writer = meta.metadata.get(writers.WRITER_KEY, "unknown") if meta else "unknown"
+                raise CreationPendingError(
+                    f"{uid!r} is being created by another process ({writer}) that has not "
+                    f"recorded it yet; if that process is gone, run `radops datalake repair`"
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
     def add_file(
         self, source: Path, uid: str, *, move: bool = False, progress: Progress | None = None

@@ -182,6 +182,12 @@ _SPECS: tuple[_Spec, ...] = (
         60.0,
         "seconds `datalake add URL` waits to connect or for the next bytes",
     ),
+    _Spec(
+        "stale_after",
+        _seconds,
+        600.0,
+        "seconds after which another machine's unfinished creation counts as abandoned",
+    ),
 )
 # Secrets come only from the environment (or an argument): never from or into config.toml,
 # and `config show` only says whether they are set.
@@ -222,6 +228,7 @@ class Settings:
     lineage_timeout: float = 5.0
     download_max_bytes: int = 10 * 1024**3
     download_timeout: float = 60.0
+    stale_after: float = 600.0
     marquez_api_key: str | None = attrs.field(default=None, repr=False)
     openlineage_config: str | None = None
     sources: Mapping[str, str] = attrs.field(factory=dict, eq=False, repr=False)

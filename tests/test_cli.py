@@ -515,6 +515,7 @@ def test_config_show_lists_settings_and_their_sources(cli_env):
         "lineage_timeout",
         "download_max_bytes",
         "download_timeout",
+        "stale_after",
         "marquez_api_key",
         "openlineage",
     ]

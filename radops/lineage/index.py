@@ -169,6 +169,32 @@ class LineageIndex:
             return None
         return self._event(row[0])
 
+    def run_state(self, run_id: str) -> str | None:
+        """How ``run_id`` ended: COMPLETE, FAIL or ABORT; None if no end is indexed."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT event_type FROM events WHERE run_id = ? "
+                "AND event_type IN ('COMPLETE', 'FAIL', 'ABORT')",
+                (run_id,),
+            ).fetchall()
+        ended = {row[0] for row in rows}
+        for state in ("COMPLETE", "FAIL", "ABORT"):
+            if state in ended:
+                return state
+        return None
+
+    def live_outputs(self) -> list[str]:
+        """Every uid whose latest indexed record is its creation (not its deletion)."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT uid, lifecycle FROM outputs o WHERE event_time = "
+                "(SELECT MAX(event_time) FROM outputs p WHERE p.uid = o.uid) ORDER BY uid"
+            ).fetchall()
+        live: dict[str, bool] = {}
+        for uid, lifecycle in rows:
+            live[uid] = live.get(uid, True) and lifecycle != "DROP"
+        return [uid for uid, alive in live.items() if alive]
+
     def runs_using(self, uid: str) -> list[dict[str, Any]]:
         """COMPLETE events of the runs that read ``uid`` (what was made from it)."""
         with self._lock:

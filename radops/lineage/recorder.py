@@ -122,6 +122,14 @@ class LineageRecorder:
             event = self.index.call(digest)
         return event
 
+    def run_state(self, run_id: str) -> str | None:
+        """How ``run_id`` ended (COMPLETE, FAIL, ABORT) by the lake's records; None: not yet."""
+        state = self.index.run_state(run_id)
+        if state is None:
+            self.sync()
+            state = self.index.run_state(run_id)
+        return state
+
     def runs_using(self, uid: str) -> list[dict[str, Any]]:
         """COMPLETE events of runs that read ``uid``, after a sync."""
         self._ensure_synced()

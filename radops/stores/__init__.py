@@ -24,5 +24,9 @@ def store_from_settings(settings: Settings) -> ObjectStore:
     if settings.remote.startswith("s3://"):
         from radops.stores.s3 import S3Store
 
-        return S3Store(settings.remote, endpoint_url=settings.s3_endpoint_url)
+        return S3Store(
+            settings.remote,
+            endpoint_url=settings.s3_endpoint_url,
+            stale_after=settings.stale_after,
+        )
     return DirectoryStore(Path(settings.remote))

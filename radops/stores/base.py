@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -94,6 +94,14 @@ class ObjectStore(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove ``key``; missing keys are ignored."""
+        ...
+
+    def sweep(self, older_than: float) -> Sequence[str]:
+        """Remove what killed writers left behind (never visible as objects); say what.
+
+        Leftovers of writers on this machine that are known to be dead go at once, others
+        once older than ``older_than`` seconds.
+        """
         ...
 
     def dataset(self, key: str) -> tuple[str, str]:

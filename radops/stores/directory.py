@@ -10,7 +10,7 @@ Creating an object first claims its metadata file exclusively (``O_EXCL`` throug
 then links the fully written, fsynced data into place. Metadata therefore always exists before
 the data is visible, and two writers racing for a key cannot both win. A claim whose data never
 appeared (its writer was killed in the microseconds between the two links) is broken under a
-lock once it is older than :data:`STALE_CLAIM_SECONDS`.
+lock once its writer is known to be dead or it is older than :data:`STALE_CLAIM_SECONDS`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from radops.errors import FileExistsInLakeError, FileNotInLakeError, IntegrityError, StoreError
+from radops import writers
+from radops.errors import (
+    FileExistsInLakeError,
+    FileNotInLakeError,
+    IntegrityError,
+    StoreError,
+    UidConflictError,
+)
 from radops.integrity import CHUNK_SIZE, HashingSink
 from radops.stores.base import SHA256_KEY, ObjectMeta, Progress
 from radops.uids import RESERVED_PREFIX, safe_path, validate_uid
@@ -132,13 +139,13 @@ class DirectoryStore:
                 meta_path.unlink(missing_ok=True)
                 if os.path.lexists(data_path):  # data without a claim: not created by radops
                     raise FileExistsInLakeError(f"{key!r} already exists in the data lake") from exc
-                raise FileExistsInLakeError(  # mkdir met a file where a folder is needed
+                raise UidConflictError(  # mkdir met a file where a folder is needed
                     f"{key!r} conflicts with an existing file or folder of the same name "
                     f"in {self.root}"
                 ) from exc
             except (NotADirectoryError, IsADirectoryError) as exc:
                 meta_path.unlink(missing_ok=True)
-                raise FileExistsInLakeError(
+                raise UidConflictError(
                     f"{key!r} conflicts with an existing file or folder of the same name "
                     f"in {self.root}"
                 ) from exc
@@ -172,23 +179,53 @@ class DirectoryStore:
                     continue
                 raise FileExistsInLakeError(f"{key!r} already exists in the data lake") from exc
             except (NotADirectoryError, IsADirectoryError) as exc:
-                raise FileExistsInLakeError(
+                raise UidConflictError(
                     f"{key!r} conflicts with an existing file or folder of the same name "
                     f"in {self.root}"
                 ) from exc
             else:
                 return
 
-    def _break_stale_claim(self, meta_path: Path, data_path: Path) -> bool:
+    def _break_stale_claim(self, meta_path: Path, data_path: Path, *, force: bool = False) -> bool:
         with self._lock():
             try:
                 age = time.time() - meta_path.stat().st_mtime
             except FileNotFoundError:
                 return True
-            if data_path.exists() or age < STALE_CLAIM_SECONDS:
+            if data_path.exists():
+                return False
+            if not force and age < STALE_CLAIM_SECONDS and not _writer_dead(meta_path):
                 return False
             meta_path.unlink(missing_ok=True)
             return True
+
+    def sweep(self, older_than: float) -> list[str]:
+        """Remove what killed writers left: temp files, and claims whose data never came."""
+        removed: list[str] = []
+        now = time.time()
+        try:
+            temps = list(os.scandir(self._tmp))
+        except (FileNotFoundError, NotADirectoryError):
+            temps = []
+        for entry in temps:
+            with contextlib.suppress(FileNotFoundError):
+                if now - entry.stat(follow_symlinks=False).st_mtime > older_than:
+                    os.unlink(entry.path)
+                    removed.append(f"temp file {entry.path}")
+        for meta_path in self._meta_root.rglob("*") if self._meta_root.is_dir() else ():
+            if meta_path.is_dir() or meta_path.is_symlink():
+                continue
+            key = meta_path.relative_to(self._meta_root).as_posix()
+            data_path = self._data_path(key)
+            if data_path.exists():
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                age = now - meta_path.stat().st_mtime
+                if (age > older_than or _writer_dead(meta_path)) and self._break_stale_claim(
+                    meta_path, data_path, force=True
+                ):
+                    removed.append(f"unfinished claim of {key!r}")
+        return removed
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
@@ -321,6 +358,18 @@ class DirectoryStore:
             return tuple(sorted(e.name for e in os.scandir(folder) if e.is_dir()))
         except (FileNotFoundError, NotADirectoryError):
             return ()
+
+
+def _writer_dead(meta_path: Path) -> bool:
+    """True if the process that claimed ``meta_path`` is known to be gone."""
+    try:
+        record = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    metadata = record.get("metadata", {}) if isinstance(record, dict) else {}
+    return (
+        writers.is_dead(metadata.get(writers.WRITER_KEY)) if isinstance(metadata, dict) else False
+    )
 
 
 def _fsync_path(path: Path) -> None:

@@ -7,15 +7,25 @@ this store's client sends carries ``If-None-Match: *``, so the server answers 41
 overwriting. The header is added by a botocore event hook, which is what lets large files go
 through boto3's transfer manager (multipart, parallel) although it does not accept the
 argument itself.
+
+A multipart upload first claims its key with a small conditional ``PutObject`` of
+``.radops/claims/<key>``: SeaweedFS lets several concurrent ``CompleteMultipartUpload`` calls
+with ``If-None-Match: *`` succeed on one key (measured: 2 runs in 7 with 8 writers of 50 MB),
+so the claim, not the completion, decides the race. A claim whose writer is known dead, or
+older than ``stale_after``, is broken.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
+from radops import writers
 from radops.errors import FileExistsInLakeError, FileNotInLakeError, IntegrityError, StoreError
 from radops.integrity import HashingSink
 from radops.stores.base import SHA256_KEY, ObjectMeta, Progress
@@ -74,6 +84,7 @@ class S3Store:
         endpoint_url: str | None = None,
         client: S3Client | None = None,
         transfer: TransferSettings | None = None,
+        stale_after: float = 600.0,
     ) -> None:
         if not url.startswith("s3://"):
             raise ValueError(f"not an s3:// url: {url!r}")
@@ -81,6 +92,7 @@ class S3Store:
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.endpoint_url = endpoint_url
         self.transfer = transfer or TransferSettings()
+        self.stale_after = stale_after
         self._client = client
         self._manager: Any = None
         self._bucket_checked = False
@@ -208,14 +220,18 @@ class S3Store:
                 if progress:
                     progress(size)
             else:
-                future = self._transfer_manager().upload(
-                    str(src),
-                    self.bucket,
-                    s3_key,
-                    extra_args={"Metadata": object_metadata},
-                    subscribers=[_ProgressSubscriber(None, progress)],
-                )
-                future.result()
+                self._claim(key)
+                try:
+                    future = self._transfer_manager().upload(
+                        str(src),
+                        self.bucket,
+                        s3_key,
+                        extra_args={"Metadata": object_metadata},
+                        subscribers=[_ProgressSubscriber(None, progress)],
+                    )
+                    future.result()
+                finally:
+                    self._release(key)
                 etag = None
         except (ClientError, S3UploadFailedError) as exc:
             cause = exc if isinstance(exc, ClientError) else exc.__context__
@@ -230,6 +246,76 @@ class S3Store:
         return ObjectMeta(
             key=key, size=size, sha256=sha256, etag=etag, metadata=dict(metadata or {})
         )
+
+    def _claim(self, key: str) -> None:
+        """Claim ``key`` for a multipart upload, or raise FileExistsInLakeError."""
+        name = f"claims/{key}"
+        body = json.dumps({"writer": writers.current(), "time": time.time()}).encode()
+        for attempt in (1, 2):
+            try:
+                self.put_record(name, body)
+            except FileExistsInLakeError:
+                if self.head(key) is not None:
+                    raise FileExistsInLakeError(
+                        f"{key!r} already exists in the data lake {self.url}"
+                    ) from None
+                if attempt == 1 and self._claim_abandoned(name):
+                    self._delete_record(name)
+                    continue
+                raise FileExistsInLakeError(
+                    f"{key!r} is being uploaded to the data lake {self.url} by another process"
+                ) from None
+            else:
+                return
+
+    def _claim_abandoned(self, name: str) -> bool:
+        data = self.get_record(name)
+        if data is None:
+            return True  # released since
+        try:
+            claim = json.loads(data)
+            writer, started = str(claim["writer"]), float(claim["time"])
+        except (ValueError, KeyError, TypeError):
+            return True  # not a claim radops wrote: unreadable claims must not block forever
+        return writers.is_dead(writer) or time.time() - started > self.stale_after
+
+    def _release(self, key: str) -> None:
+        # On failure the claim stays, for the next writer or `datalake repair` to break.
+        with contextlib.suppress(StoreError):
+            self._delete_record(f"claims/{key}")
+
+    def _delete_record(self, name: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._record_key(name))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("delete record", name, exc) from exc
+
+    def sweep(self, older_than: float) -> list[str]:
+        """Break abandoned claims and abort multipart uploads older than ``older_than``."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        removed: list[str] = []
+        for name in list(self.list_records("claims/")):
+            key = name[len("claims/") :]
+            if self.head(key) is not None or self._claim_abandoned(name):
+                self._delete_record(name)
+                removed.append(f"claim of {key!r}")
+        try:
+            paginator = self.client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+                for upload in page.get("Uploads", []):
+                    initiated = upload.get("Initiated")
+                    if initiated is None or time.time() - initiated.timestamp() <= older_than:
+                        continue
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                    removed.append(f"unfinished multipart upload of {upload['Key']!r}")
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("clean up", "unfinished uploads", exc) from exc
+        return removed
 
     def get(
         self,
