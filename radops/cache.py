@@ -94,7 +94,8 @@ class LocalStorage:
         """A fresh path in the temp directory, on the same file system as local storage."""
         self._ensure_dirs()
         suffix = Path(hint).suffix[:16] if hint else ""
-        return self.tmp_dir / f"{uuid.uuid4().hex}{suffix}.part"
+        # The pid names the writer, so `datalake repair` can remove what a killed one left.
+        return self.tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}{suffix}.part"
 
     # -- the index of placed files -------------------------------------------------------
 

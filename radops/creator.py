@@ -175,6 +175,7 @@ class _Step:
         self.name = function.__qualname__
         self.job_name = f"{self.module}.{self.name}"
         self._source: SourceInfo | None = None
+        self._warned = False
 
     @property
     def source(self) -> SourceInfo:
@@ -311,7 +312,8 @@ class _Step:
     ) -> Any:
         from radops.lineage.events import Creation, uuid7
 
-        if self.source.warning:
+        if self.source.warning and not self._warned:
+            self._warned = True  # once per function and process, not at every call
             log.warning("%s", self.source.warning)
         context = CallContext(
             lake,

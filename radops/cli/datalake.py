@@ -348,6 +348,43 @@ def lineage(
             console.print(f"  {made}", markup=False)
 
 
+@app.command("repair")
+@handle_errors
+def repair(
+    ctx: typer.Context,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Report only; change nothing."),
+    as_json: bool = typer.Option(False, "--json", help="The report as one JSON object."),
+) -> None:
+    """Fix what crashed writers left: objects without a creation record, lost files, temps.
+
+    An object whose creation was never recorded is removed once its writer is known dead (on
+    this machine) or older than RADOPS_STALE_AFTER; a recorded file missing from the lake gets
+    its deletion recorded. Creations still under way are left alone.
+    """
+    from radops.repair import repair as repair_lake
+
+    report = repair_lake(lake(ctx), dry_run=dry_run)
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict()) + "\n")
+        return
+    verb = "would remove" if dry_run else "removed"
+    for uid in report.abandoned:
+        sys.stdout.write(f"{verb} {uid}: its creation was never recorded\n")
+    recorded = "would record" if dry_run else "recorded"
+    for uid in report.lost:
+        sys.stdout.write(f"{uid} is missing from the lake: {recorded} its deletion\n")
+    for what in report.swept:
+        sys.stdout.write(f"swept {what}\n")
+    for uid in report.under_way:
+        sys.stdout.write(f"{uid}: creation under way, left alone\n")
+    err().print(
+        f"checked {report.checked} file(s): {len(report.abandoned)} unrecorded, "
+        f"{len(report.lost)} lost, {len(report.swept)} leftover(s) swept, "
+        f"{len(report.under_way)} under way",
+        markup=False,
+    )
+
+
 @app.command("rm")
 @handle_errors
 def rm(

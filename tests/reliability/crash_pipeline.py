@@ -1,0 +1,76 @@
+"""A small pipeline that the crash and concurrency tests run in subprocesses (and kill).
+
+``python -m tests.reliability.crash_pipeline TRIAL SIZE CALLS`` makes, for each of CALLS seeds,
+two implicit outputs (SIZE bytes of deterministic data and a text summary), then one explicit
+output that combines the summaries. Configured by RADOPS_* like any user's script. Prints
+``ready`` once imports are done, and ``done`` at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import sys
+
+from radops.data_lake import File, file_creator
+
+_BLOCK = 1024 * 1024
+
+
+def data(seed: int, size: int) -> bytes:
+    """The bytes ``make(seed, size)`` writes: a random block of the seed, repeated."""
+    block = random.Random(seed).randbytes(min(size, _BLOCK))
+    return (block * (size // len(block) + 1))[:size]
+
+
+def summary(seed: int, size: int) -> str:
+    """The text ``make(seed, size)`` writes beside its data."""
+    return f"seed {seed} size {size} sha256 {hashlib.sha256(data(seed, size)).hexdigest()}\n"
+
+
+@file_creator
+def make(seed: int, size: int) -> list[File]:
+    """Two implicit outputs: the data, then its summary."""
+    out = File(suffix=".bin")
+    with out.open("wb") as handle:
+        payload = data(seed, size)
+        for start in range(0, size, _BLOCK):
+            handle.write(payload[start : start + _BLOCK])
+    text = File(suffix=".txt")
+    with text.open("w") as handle:
+        handle.write(summary(seed, size))
+    return [out, text]
+
+
+@file_creator
+def combine(summaries: list[File], output_uid: str) -> File:
+    """One explicit output: the summaries, concatenated."""
+    out = File(output_uid)
+    with out.open("w") as handle:
+        for each in summaries:
+            with each.open("r") as part:
+                handle.write(part.read())
+    return out
+
+
+def seeds(trial: int, calls: int) -> list[int]:
+    """The seeds of one trial's calls."""
+    return [trial * 1000 + n for n in range(calls)]
+
+
+def combined_uid(trial: int) -> str:
+    """The explicit output of one trial."""
+    return f"crash/combined-{trial}.txt"
+
+
+def run(trial: int, size: int, calls: int) -> list[File]:
+    """Every call of one trial; returns the combined file."""
+    summaries = [make(seed, size)[1] for seed in seeds(trial, calls)]
+    return [combine(summaries, output_uid=combined_uid(trial))]
+
+
+if __name__ == "__main__":
+    trial, size, calls = (int(arg) for arg in sys.argv[1:4])
+    print("ready", flush=True)
+    run(trial, size, calls)
+    print("done", flush=True)
