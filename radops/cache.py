@@ -22,11 +22,20 @@ from pathlib import Path
 
 import attrs
 
-from radops.errors import LocalStorageError
+from radops.errors import LocalStorageError, RadopsError
 from radops.private import create_private_file, make_private_dir
 from radops.uids import safe_path
 
-__all__ = ["LocalEntry", "LocalStorage"]
+__all__ = [
+    "LOCAL_WRITE_ERRNOS",
+    "LocalEntry",
+    "LocalStorage",
+    "local_storage_error",
+    "sqlite_storage_error",
+]
+
+# Errors that can only mean "this machine cannot write here": never a problem of the lake.
+LOCAL_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS local_files (
@@ -40,6 +49,9 @@ CREATE TABLE IF NOT EXISTS local_files (
 """
 
 Fingerprint = tuple[int, int, int]
+# SQLite's primary result codes (sqlite3 has them from Python 3.11, its stubs do not).
+_SQLITE_IOERR, _SQLITE_READONLY, _SQLITE_FULL, _SQLITE_CANTOPEN = 10, 8, 13, 14
+_BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another process's transaction (WAL)
 _MTIME_BACKDATE_NS = 2_000_000_000
 
 
@@ -56,6 +68,48 @@ class LocalEntry:
 
 def _fingerprint(stat: os.stat_result) -> Fingerprint:
     return (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
+
+def local_storage_error(exc: OSError, doing: str, where: Path) -> LocalStorageError:
+    """One clear :class:`LocalStorageError` for an OS error while writing local state.
+
+    The message says what happened in words (no space left, read-only), what radops was doing
+    and where; ``errno`` is kept, so ``except OSError`` code testing it still works.
+    """
+    code = exc.errno
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        reason = "disk quota exceeded" if code == errno.EDQUOT else "no space left on device"
+        message = (
+            f"{reason}: cannot {doing} in local storage {where} "
+            "(free some space there, or point RADOPS_HOME to a larger disk)"
+        )
+    elif code == errno.EROFS:
+        message = (
+            f"read-only file system: cannot {doing} in local storage {where} "
+            "(point RADOPS_HOME to a writable directory)"
+        )
+    elif code in (errno.EACCES, errno.EPERM):
+        message = f"permission denied: cannot {doing} in local storage {where}"
+    else:
+        message = f"cannot {doing} in local storage {where}: {exc.strerror or exc}"
+    error = LocalStorageError(message)
+    error.errno = code  # str(error) stays the message: no strerror, no filename
+    return error
+
+
+def sqlite_storage_error(exc: sqlite3.Error, doing: str, where: Path) -> LocalStorageError:
+    """A :class:`LocalStorageError` for SQLite's own report of a full or read-only disk."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code == _SQLITE_FULL:
+        number = errno.ENOSPC
+    elif code is not None and code & 0xFF == _SQLITE_READONLY:
+        number = errno.EROFS
+    elif code is not None and code & 0xFF in (_SQLITE_CANTOPEN, _SQLITE_IOERR):
+        # SQLite does not say why; an unwritable directory is the usual reason.
+        number = errno.EROFS if not os.access(where, os.W_OK) else errno.EIO
+    else:
+        number = errno.EIO
+    return local_storage_error(OSError(number, str(exc)), doing, where)
 
 
 class LocalStorage:
@@ -88,7 +142,21 @@ class LocalStorage:
             try:
                 make_private_dir(directory)
             except OSError as exc:
-                raise LocalStorageError(f"cannot create {directory}: {exc}") from exc
+                raise local_storage_error(exc, f"create {directory}", directory.parent) from exc
+
+    @contextlib.contextmanager
+    def writing(self, doing: str, where: Path | None = None) -> Iterator[None]:
+        """Turn a full or read-only disk under the block into one :class:`LocalStorageError`.
+
+        Only errors that can be this machine's (ENOSPC, EDQUOT, EROFS) are translated, so a
+        failing read of a source or of the lake keeps its own error.
+        """
+        try:
+            yield
+        except OSError as exc:
+            if isinstance(exc, RadopsError) or exc.errno not in LOCAL_WRITE_ERRNOS:
+                raise
+            raise local_storage_error(exc, doing, where or self.tmp_dir) from exc
 
     def temp_path(self, hint: str = "") -> Path:
         """A fresh path in the temp directory, on the same file system as local storage."""
@@ -97,6 +165,21 @@ class LocalStorage:
         # The pid names the writer, so `datalake repair` can remove what a killed one left.
         return self.tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}{suffix}.part"
 
+    @staticmethod
+    def discard(tmp: Path) -> None:
+        """Remove the temp file ``tmp`` if it exists.
+
+        On a read-only file system even unlinking a missing file fails (EROFS); there is
+        nothing to remove then, and the error being handled is the one to report.
+        """
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            if os.path.lexists(tmp):
+                raise
+
     # -- the index of placed files -------------------------------------------------------
 
     @property
@@ -104,22 +187,38 @@ class LocalStorage:
         if self._db is None:
             self._ensure_dirs()
             path = self.state_dir / "cache.sqlite"
-            create_private_file(path)
-            db = sqlite3.connect(
-                path,
-                timeout=30,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute(_SCHEMA)
+            with self._sql("open the index of local storage"):
+                try:
+                    create_private_file(path)
+                except OSError as exc:
+                    raise local_storage_error(exc, f"create {path}", self.state_dir) from exc
+                db = sqlite3.connect(
+                    path,
+                    timeout=_BUSY_TIMEOUT_S,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+                try:
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.execute("PRAGMA synchronous=NORMAL")
+                    db.execute(_SCHEMA)
+                except BaseException:
+                    db.close()
+                    raise
             self._db = db
         return self._db
 
+    @contextlib.contextmanager
+    def _sql(self, doing: str) -> Iterator[None]:
+        """SQLite's errors on a full or read-only disk, as :class:`LocalStorageError`."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise sqlite_storage_error(exc, doing, self.state_dir) from exc
+
     def entry(self, uid: str) -> LocalEntry | None:
         """The record of ``uid``, or None."""
-        with self._lock:
+        with self._lock, self._sql(f"look up {uid!r}"):
             row = self.db.execute(
                 "SELECT sha256, size, mtime_ns, ino, etag FROM local_files WHERE uid = ?", (uid,)
             ).fetchone()
@@ -128,7 +227,7 @@ class LocalStorage:
         return LocalEntry(uid, row[0], row[1], (row[1], row[2], row[3]), row[4])
 
     def _record(self, uid: str, sha256: str, stat: os.stat_result, etag: str | None) -> None:
-        with self._lock:
+        with self._lock, self._sql(f"record {uid!r}"):
             self.db.execute(
                 "INSERT OR REPLACE INTO local_files VALUES (?, ?, ?, ?, ?, ?)",
                 (uid, sha256, stat.st_size, stat.st_mtime_ns, stat.st_ino, etag),
@@ -136,7 +235,7 @@ class LocalStorage:
             self._verified[uid] = _fingerprint(stat)
 
     def _forget(self, uid: str) -> None:
-        with self._lock:
+        with self._lock, self._sql(f"forget {uid!r}"):
             self.db.execute("DELETE FROM local_files WHERE uid = ?", (uid,))
             self._verified.pop(uid, None)
 
@@ -185,13 +284,13 @@ class LocalStorage:
             os.replace(tmp, final)
             stat = final.stat()
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            self.discard(tmp)
             if exc.errno in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST):
                 raise LocalStorageError(
                     f"cannot store {uid!r} locally: a file or folder of the same name is in "
                     f"the way under {self.root}"
                 ) from exc
-            raise LocalStorageError(f"cannot store {uid!r} in {self.root}: {exc}") from exc
+            raise local_storage_error(exc, f"store {uid!r}", self.root) from exc
         self._record(uid, sha256, stat, etag)
         self.enforce_limit(protect={uid})
         return final
@@ -205,7 +304,7 @@ class LocalStorage:
         except (FileNotFoundError, NotADirectoryError):
             existed = False
         except OSError as exc:
-            raise LocalStorageError(f"cannot remove {path}: {exc}") from exc
+            raise local_storage_error(exc, f"remove {uid!r}", self.root) from exc
         self._forget(uid)
         self._prune_dirs(path.parent)
         return existed
@@ -252,7 +351,7 @@ class LocalStorage:
 
     def total_bytes(self) -> int:
         """Bytes of every file radops placed in local storage."""
-        with self._lock:
+        with self._lock, self._sql("sum the sizes of local files"):
             return int(
                 self.db.execute("SELECT COALESCE(SUM(size), 0) FROM local_files").fetchone()[0]
             )
@@ -287,7 +386,7 @@ class LocalStorage:
             total = self.total_bytes()
             if total <= self.max_bytes:
                 return evicted
-            with self._lock:
+            with self._lock, self._sql("list local files"):
                 rows = self.db.execute("SELECT uid, size FROM local_files").fetchall()
                 keep = set(self._reading) | (protect or set())
             candidates = []

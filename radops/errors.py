@@ -50,7 +50,11 @@ class IntegrityError(RadopsError):
 
 
 class LocalStorageError(RadopsError, OSError):
-    """Local storage cannot hold a file: disk full, read-only, over the size limit, or unsafe."""
+    """Local storage cannot hold a file: disk full, read-only, over the size limit, or unsafe.
+
+    When the disk under ``RADOPS_HOME`` is full or read-only, ``errno`` is that of the OS error
+    (``ENOSPC``, ``EDQUOT``, ``EROFS``) and the message says so in words, naming the directory.
+    """
 
 
 class CreationPendingError(RadopsError, TimeoutError):

@@ -17,6 +17,9 @@ from radops.lake import WRITE_JOB
 from radops.uids import validate_uid
 
 if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer as Buffer
+
+    from radops.cache import LocalStorage
     from radops.lake import DataLake
     from radops.stores import Progress
 
@@ -163,7 +166,7 @@ class File:
         tmp = lake.local.temp_path(self._uid)
         staged = False
         try:
-            raw = HashingFile(tmp)
+            raw = _LocalFile(tmp, lake.local, self._uid)
             buffering = kwargs.pop("buffering", -1)
             buffered = io.BufferedWriter(
                 raw, buffer_size=buffering if buffering > 1 else io.DEFAULT_BUFFER_SIZE
@@ -174,8 +177,13 @@ class File:
                 handle = io.TextIOWrapper(buffered, **kwargs)
             try:
                 yield handle
-            finally:
-                handle.close()
+            except BaseException:
+                # The block's own error is the one to see: flushing the rest of the buffer
+                # (onto a full disk, say) must not replace it. The file is discarded anyway.
+                with contextlib.suppress(Exception):
+                    handle.close()
+                raise
+            handle.close()
             sha256, size = raw.finish(tmp)
             if call is not None:
                 # Inside file_creator: committed (uploaded) only if the function returns.
@@ -185,7 +193,7 @@ class File:
                 lake.create(self._uid, tmp, sha256, job=WRITE_JOB)
         finally:
             if not staged:
-                tmp.unlink(missing_ok=True)
+                lake.local.discard(tmp)
 
     def delete(self) -> None:
         """Remove the file from the lake and local storage, recording the deletion.
@@ -261,3 +269,26 @@ class File:
             False,
             lake.store.url,
         )
+
+
+class _LocalFile(HashingFile):
+    """The temp file behind ``File.open("w")``: a full or read-only disk under RADOPS_HOME
+    raises one :class:`~radops.errors.LocalStorageError` (an ``OSError``) naming it."""
+
+    def __init__(self, path: Path, local: LocalStorage, uid: str) -> None:
+        self._local = local
+        self._doing = f"write {uid!r}"
+        try:
+            with local.writing(self._doing):
+                super().__init__(path)
+        except BaseException:
+            io.RawIOBase.close(self)  # no file descriptor to close when the object goes
+            raise
+
+    def write(self, data: Buffer) -> int:
+        with self._local.writing(self._doing):
+            return super().write(data)
+
+    def close(self) -> None:
+        with self._local.writing(self._doing):
+            super().close()

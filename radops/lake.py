@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -276,11 +277,13 @@ class DataLake:
         self.local.check_fits(uid, meta.size)
         tmp = self.local.temp_path(uid)
         try:
-            meta = self.store.get(uid, tmp, progress=progress, meta=meta)
+            # A full or read-only disk here is this machine's, not the lake's: say so.
+            with self.local.writing(f"download {uid!r}"):
+                meta = self.store.get(uid, tmp, progress=progress, meta=meta)
             # get() verified the bytes against meta.sha256, so it is never None here.
             return self.local.place(tmp, uid, meta.sha256 or "", meta.etag)
         finally:
-            tmp.unlink(missing_ok=True)
+            self.local.discard(tmp)
 
     def verify(self, uid: str) -> VerifyResult:
         """Hash every byte of ``uid`` in the lake and of its local copy; repair the local copy.
@@ -488,14 +491,15 @@ class DataLake:
         self.ensure_absent(uid)
         tmp = self.local.temp_path(uid)
         try:
-            if move and _same_device(source, tmp.parent):
-                os.link(source, tmp)  # no copy: the bytes are hashed once, in place
-                sha256, _ = sha256_file(tmp)
-            else:
-                with source.open("rb") as src, tmp.open("xb") as dst:
-                    sha256, _ = copy_and_hash(src, dst)
-                    dst.flush()
-                    os.fsync(dst.fileno())
+            with self.local.writing(f"copy {str(source)!r} for {uid!r}"):
+                if move and _can_link(source, tmp.parent):
+                    os.link(source, tmp)  # no copy: the bytes are hashed once, in place
+                    sha256, _ = sha256_file(tmp)
+                else:
+                    with source.open("rb") as src, tmp.open("xb") as dst:
+                        sha256, _ = copy_and_hash(src, dst)
+                        dst.flush()
+                        os.fsync(dst.fileno())
             source_ref = self._external_ref("file", str(source.resolve()))
             meta = self.create(
                 uid,
@@ -507,7 +511,7 @@ class DataLake:
                 progress=progress,
             )
         finally:
-            tmp.unlink(missing_ok=True)
+            self.local.discard(tmp)
         if move:
             source.unlink()
         return meta
@@ -520,13 +524,14 @@ class DataLake:
         self.ensure_absent(uid)
         tmp = self.local.temp_path(uid)
         try:
-            sha256 = fetch_url(
-                url,
-                tmp,
-                timeout=self.settings.download_timeout,
-                max_bytes=self.settings.download_max_bytes,
-                progress=progress,
-            )
+            with self.local.writing(f"download {redact_url(url)} for {uid!r}"):
+                sha256 = fetch_url(
+                    url,
+                    tmp,
+                    timeout=self.settings.download_timeout,
+                    max_bytes=self.settings.download_max_bytes,
+                    progress=progress,
+                )
             # Credentials and signed query strings never enter lineage (it is stored and sent).
             source_ref = self._external_ref(*public_url(url))
             return self.create(
@@ -539,7 +544,7 @@ class DataLake:
                 progress=progress,
             )
         finally:
-            tmp.unlink(missing_ok=True)
+            self.local.discard(tmp)
 
     def _external_ref(self, namespace: str, name: str) -> DatasetRef:
         from radops.lineage.events import DatasetRef
@@ -620,9 +625,21 @@ class DataLake:
         return self.local.remove(validate_uid(uid))
 
 
-def _same_device(a: Path, b: Path) -> bool:
+def _can_link(source: Path, directory: Path) -> bool:
+    """True if a moved ``source`` may become the temp file by a hard link, without a copy.
+
+    Only a regular file with no other name, on the same file system: local storage makes its
+    files read-only and back-dates their mtime, which would change a symlink's target or the
+    file's other hard links, both outside local storage (and that file could later change the
+    cached bytes through them).
+    """
     try:
-        return a.stat().st_dev == b.stat().st_dev
+        status = os.lstat(source)
+        return (
+            S_ISREG(status.st_mode)
+            and status.st_nlink == 1
+            and status.st_dev == directory.stat().st_dev
+        )
     except OSError:
         return False
 

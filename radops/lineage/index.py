@@ -7,6 +7,7 @@ is a cache: deleting it loses nothing (the next sync rebuilds it from the lake).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sqlite3
@@ -15,6 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from radops.cache import local_storage_error, sqlite_storage_error
 from radops.private import create_private_file, make_private_dir
 
 __all__ = ["LineageIndex", "radops_facet"]
@@ -53,6 +55,9 @@ CREATE TABLE IF NOT EXISTS sync_state (
 """
 
 
+_BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another process's transaction (WAL)
+
+
 def radops_facet(event: Mapping[str, Any]) -> Mapping[str, Any]:
     """The radops run facet of an event ({} for events of other producers)."""
     facet = event.get("run", {}).get("facets", {}).get("radops", {})
@@ -72,16 +77,36 @@ class LineageIndex:
     @property
     def db(self) -> sqlite3.Connection:
         if self._db is None:
-            make_private_dir(self.path.parent)
-            create_private_file(self.path)
-            db = sqlite3.connect(
-                self.path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
+            where = self.path.parent
+            try:
+                make_private_dir(where)
+                create_private_file(self.path)
+            except OSError as exc:
+                raise local_storage_error(exc, "open the lineage index", where) from exc
+            with self._sql("open the lineage index"):
+                db = sqlite3.connect(
+                    self.path,
+                    timeout=_BUSY_TIMEOUT_S,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+                try:
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.execute("PRAGMA synchronous=NORMAL")
+                    db.executescript(_SCHEMA)
+                except BaseException:
+                    db.close()
+                    raise
             self._db = db
         return self._db
+
+    @contextlib.contextmanager
+    def _sql(self, doing: str) -> Iterator[None]:
+        """SQLite's errors (a full or read-only disk) as one :class:`LocalStorageError`."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise sqlite_storage_error(exc, doing, self.path.parent) from exc
 
     def close(self) -> None:
         """Close the database connection."""
@@ -102,7 +127,7 @@ class LineageIndex:
         not fetch them again.
         """
         added = 0
-        with self._lock:
+        with self._lock, self._sql("index lineage events"):
             db = self.db
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -113,7 +138,8 @@ class LineageIndex:
                 )
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # a failed COMMIT may have rolled back already
+                    db.execute("ROLLBACK")
                 raise
         return added
 
@@ -242,7 +268,7 @@ class LineageIndex:
 
     def mark_record(self, name: str) -> None:
         """Remember that the lake record ``name`` is indexed (this machine wrote it)."""
-        with self._lock:
+        with self._lock, self._sql("index a lineage record"):
             self.db.execute("INSERT OR IGNORE INTO records VALUES (?)", (name,))
 
     def get_state(self, name: str) -> str | None:
@@ -253,7 +279,7 @@ class LineageIndex:
 
     def set_state(self, name: str, value: str) -> None:
         """Remember a value for the next sync."""
-        with self._lock:
+        with self._lock, self._sql("save the lineage sync state"):
             self.db.execute("INSERT OR REPLACE INTO sync_state VALUES (?, ?)", (name, value))
 
 
