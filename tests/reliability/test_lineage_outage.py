@@ -57,7 +57,7 @@ SLOW_ANSWER = 30.0  # the slow endpoint answers after this many seconds
 ROUNDS = 2  # rounds of the three kinds of creation per process: 6 timed creations
 # The latency bound asserted per creation and for radops' exit hook: a creation that waited on
 # the consumer would wait at least RADOPS_LINEAGE_TIMEOUT (5 s) more while it is slow; 2 s is
-# well below that and more than twice the scheduling noise measured with `pytest -n 2`.
+# well below that and ten times the largest difference measured with `pytest -n 2` (0.2 s).
 BOUND = 2.0
 WAIT = 120.0  # upper bound for anything the test awaits (it returns as soon as it happens)
 Key = tuple[str, str]  # (runId, eventType)
