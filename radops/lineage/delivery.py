@@ -6,6 +6,16 @@ the consumer accepted it. A consumer that is down, slow or failing never fails t
 function: the event stays queued and is retried by the next creation, at exit (for a bounded
 time), and by ``radops lineage flush``. Each queued file is sent under an exclusive lock and
 deleted right after it was accepted, so concurrent flushers never send it twice.
+
+Delivery is at least once. An event is sent again only when radops could not learn whether the
+consumer took it: the sending process was killed or exited while the request was in flight, or
+the consumer took longer than :data:`ANSWER_TIMEOUT` to answer. Each copy is byte-identical
+(same ``runId``, ``eventType`` and ``eventTime``), so a consumer deduplicates exactly; Marquez
+updates the same run. To keep such copies rare, the sender connects within
+``RADOPS_LINEAGE_TIMEOUT`` (a down consumer is noticed quickly) but, once the event is sent,
+waits up to ``ANSWER_TIMEOUT`` for the answer: it runs in the background, so waiting blocks
+nobody, while giving up early on a slow consumer that is still processing the event is what
+made duplicates.
 """
 
 from __future__ import annotations
@@ -31,11 +41,28 @@ from radops.private import make_private_dir
 if TYPE_CHECKING:
     from radops.settings import Settings
 
-__all__ = ["FlushResult", "Outbox", "Transport", "http_transport", "transport_from_settings"]
+__all__ = [
+    "ANSWER_TIMEOUT",
+    "EXIT_WAIT",
+    "FlushResult",
+    "Outbox",
+    "Transport",
+    "http_transport",
+    "transport_from_settings",
+]
 
 log = logging.getLogger("radops.lineage")
 
 Transport = Any  # an openlineage.client.transport.Transport: anything with emit(event)
+
+#: Seconds the HTTP sender waits for a consumer's answer once an event is sent (at least
+#: ``RADOPS_LINEAGE_TIMEOUT``). Abandoning a request the consumer still processes makes it
+#: deliver the event, and the retry delivers it again.
+ANSWER_TIMEOUT = 60.0
+
+#: Seconds a process waits at exit for its queued events to go out (not when the consumer just
+#: failed); whatever is left stays queued for the next process or ``radops lineage flush``.
+EXIT_WAIT = 3.0
 
 
 @attrs.frozen
@@ -165,7 +192,7 @@ class Outbox:
             self._thread = threading.Thread(target=self._run, name="radops-lineage", daemon=True)
             self._thread.start()
             if not self._atexit_registered:  # Fix: once, not at every (re)start of the sender
-                atexit.register(self.close, 3.0)
+                atexit.register(self.close, EXIT_WAIT)
                 self._atexit_registered = True
 
     def _run(self) -> None:
@@ -269,7 +296,11 @@ def _environment_unchanged() -> Iterator[None]:
 
 
 def http_transport(url: str, *, api_key: str | None = None, timeout: float = 5.0) -> Transport:
-    """openlineage-python's HTTP transport to ``<url>/api/v1/lineage``, without retries."""
+    """openlineage-python's HTTP transport to ``<url>/api/v1/lineage``, without retries.
+
+    It connects within ``timeout`` seconds and then waits up to ``max(timeout,``
+    :data:`ANSWER_TIMEOUT` ``)`` for the answer (requests' ``(connect, read)`` timeout).
+    """
     from openlineage.client.transport import get_default_factory
 
     config: dict[str, Any] = {
@@ -281,4 +312,7 @@ def http_transport(url: str, *, api_key: str | None = None, timeout: float = 5.0
     }
     if api_key:
         config["auth"] = {"type": "api_key", "apiKey": api_key}
-    return get_default_factory().create(config)
+    transport: Transport = get_default_factory().create(config)  # an HttpTransport
+    # openlineage-python passes its timeout to requests as is: (connect, read) seconds.
+    transport.timeout = (timeout, max(timeout, ANSWER_TIMEOUT))
+    return transport
