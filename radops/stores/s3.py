@@ -183,14 +183,14 @@ class S3Store:
             )
         if code in _UNAVAILABLE:
             return StoreError(
-                f"cannot {action} {what}: {self._where()} is unavailable ({code}) after "
-                f"{_attempts(exc)}; check the store, then run again (finished work is skipped)"
+                f"cannot {action} {what}: {self._where()} is unavailable ({code}); gave up "
+                f"after {_attempts(exc)}; check that the store is up, then run again"
             )
         if code:
             return StoreError(f"cannot {action} {what} in {self.url}: {code}")
         return StoreError(
-            f"cannot {action} {what}: {self._where()} is unreachable after {_attempts(exc)} "
-            f"({exc}); check the store, then run again (finished work is skipped)"
+            f"cannot {action} {what}: {self._where()} is unreachable ({exc}); gave up after "
+            f"{_attempts(exc)}; check that the store is up and reachable, then run again"
         )
 
     def _where(self) -> str:
@@ -420,8 +420,8 @@ def _attempts(exc: BaseException) -> str:
     if isinstance(response, dict):
         retries = response.get("ResponseMetadata", {}).get("RetryAttempts")
         if isinstance(retries, int):
-            return f"{retries + 1} attempt(s)"
-    return f"retrying with backoff (up to {MAX_ATTEMPTS} attempts)"
+            return f"{retries + 1} attempts"
+    return f"up to {MAX_ATTEMPTS} attempts with backoff"
 
 
 def _error_code(exc: BaseException | None) -> str:
