@@ -44,6 +44,8 @@ _METADATA_SAFE = "@.+-_:/ "
 # (1 s instead of 0.05 s when throttled). 14 attempts ride out a store that is unreachable or
 # answering 5xx for ~17 s in 999 cases out of 1000 (a restart, a failover, a load balancer
 # changing hands), and give up after ~50 s on average (25 s to 100 s): then one StoreError.
+# botocore's retry quota (500 tokens per client, 14 per retry) still cuts retries short when
+# many requests fail at once, such as the 10 parts of a multipart transfer in flight.
 MAX_ATTEMPTS = 14
 # The error codes of a store that is down, restarting or overloaded (retried, then reported).
 _UNAVAILABLE = frozenset(
