@@ -82,6 +82,26 @@ class SeaweedServer:
     def create_bucket(self, name: str) -> None:
         self.client().create_bucket(Bucket=name)
 
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Stop the server abruptly (an outage): ``sig`` to its process group, then reap it.
+
+        The data directory is left as it is, so :meth:`restart` brings the objects back.
+        """
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def restart(self, timeout: float = 60.0) -> None:
+        """Start ``weed mini`` again on the same ports and data directory."""
+        if self.process.poll() is None:
+            raise RuntimeError("the server is still running: kill() it first")
+        self.process = start_seaweed(self.directory, timeout, ports=self.ports).process
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -92,9 +112,15 @@ class SeaweedServer:
                 self.process.wait()
 
 
-def start_seaweed(directory: Path, timeout: float = 60.0) -> SeaweedServer:
-    """Start ``weed mini`` in ``directory`` and wait until its S3 API answers."""
-    ports = dict(zip(_PORT_NAMES, free_ports(len(_PORT_NAMES)), strict=True))
+def start_seaweed(
+    directory: Path, timeout: float = 60.0, *, ports: dict[str, int] | None = None
+) -> SeaweedServer:
+    """Start ``weed mini`` in ``directory`` and wait until its S3 API answers.
+
+    ``ports``: those of an earlier server on ``directory`` (a restart); free ports otherwise.
+    """
+    if ports is None:
+        ports = dict(zip(_PORT_NAMES, free_ports(len(_PORT_NAMES)), strict=True))
     command = [
         weed_binary(),
         "mini",
@@ -119,7 +145,7 @@ def start_seaweed(directory: Path, timeout: float = 60.0) -> SeaweedServer:
         "AWS_SECRET_ACCESS_KEY": SeaweedServer.secret_key,
     }
     log = directory / "weed.log"
-    with log.open("wb") as log_file:
+    with log.open("ab") as log_file:  # a restart appends to the first run's log
         process = subprocess.Popen(
             command,
             stdout=log_file,

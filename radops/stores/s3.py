@@ -50,6 +50,30 @@ class TransferSettings:
 
 _METADATA_SAFE = "@.+-_:/ "
 
+# Retries: botocore's standard mode waits rand(0, 1) * min(0.05 s * 2**i, 20 s) before retry i
+# (1 s instead of 0.05 s when throttled). 14 attempts ride out a store that is unreachable or
+# answering 5xx for ~17 s in 999 cases out of 1000 (a restart, a failover, a load balancer
+# changing hands), and give up after ~50 s on average (25 s to 100 s): then one StoreError.
+# botocore's retry quota (500 tokens per client, 14 per retry) still cuts retries short when
+# many requests fail at once, such as the 10 parts of a multipart transfer in flight.
+MAX_ATTEMPTS = 14
+# The error codes of a store that is down, restarting or overloaded (retried, then reported).
+_UNAVAILABLE = frozenset(
+    {
+        "500",
+        "502",
+        "503",
+        "504",
+        "InternalError",
+        "ServiceUnavailable",
+        "SlowDown",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "BadGateway",
+        "GatewayTimeout",
+    }
+)
+
 
 def _require_none_match(params: dict[str, Any], **_: Any) -> None:
     params["IfNoneMatch"] = "*"
@@ -112,7 +136,7 @@ class S3Store:
             from botocore.config import Config
 
             config = Config(
-                retries={"mode": "standard", "max_attempts": 5},
+                retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
                 connect_timeout=10,
                 read_timeout=60,
                 max_pool_connections=max(10, self.transfer.max_concurrency + 2),
@@ -171,9 +195,17 @@ class S3Store:
                 f"cannot {action} {what}: access denied by {self._where()} ({code}); "
                 "check the AWS credentials boto3 finds (env, profile or role)"
             )
+        if code in _UNAVAILABLE:
+            return StoreError(
+                f"cannot {action} {what}: {self._where()} is unavailable ({code}); gave up "
+                f"after {_attempts(exc)}; check that the store is up, then run again"
+            )
         if code:
             return StoreError(f"cannot {action} {what} in {self.url}: {code}")
-        return StoreError(f"cannot {action} {what}: {self._where()} is unreachable ({exc})")
+        return StoreError(
+            f"cannot {action} {what}: {self._where()} is unreachable ({exc}); gave up after "
+            f"{_attempts(exc)}; check that the store is up and reachable, then run again"
+        )
 
     def _where(self) -> str:
         return f"{self.url} ({self.endpoint_url or 'AWS'})"
@@ -468,6 +500,16 @@ class S3Store:
         if self._manager is not None:
             self._manager.shutdown()
             self._manager = None
+
+
+def _attempts(exc: BaseException) -> str:
+    """How hard the client tried: the attempts of a ClientError, else the configured bound."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        retries = response.get("ResponseMetadata", {}).get("RetryAttempts")
+        if isinstance(retries, int):
+            return f"{retries + 1} attempts"
+    return f"up to {MAX_ATTEMPTS} attempts with backoff"
 
 
 def _error_code(exc: BaseException | None) -> str:
