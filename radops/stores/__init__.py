@@ -29,4 +29,4 @@ def store_from_settings(settings: Settings) -> ObjectStore:
             endpoint_url=settings.s3_endpoint_url,
             stale_after=settings.stale_after,
         )
-    return DirectoryStore(Path(settings.remote))
+    return DirectoryStore(Path(settings.remote), state_dir=settings.state_dir)

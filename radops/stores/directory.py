@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -37,6 +38,7 @@ from radops.errors import (
     UidConflictError,
 )
 from radops.integrity import CHUNK_SIZE, HashingSink
+from radops.private import make_private_dir
 from radops.stores.base import SHA256_KEY, ObjectMeta, Progress
 from radops.uids import RESERVED_PREFIX, safe_path, validate_uid
 
@@ -48,8 +50,15 @@ STALE_CLAIM_SECONDS = 60.0
 class DirectoryStore:
     """An :class:`~radops.stores.base.ObjectStore` in a local or shared directory."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, state_dir: Path | None = None) -> None:
         self.root = Path(root)
+        # Where this machine remembers the lakes it has used (see _ensure_dirs); None: nowhere.
+        self._seen = (
+            state_dir / "directory-lakes" / hashlib.sha256(str(self.root).encode()).hexdigest()[:32]
+            if state_dir is not None
+            else None
+        )
+        self._known = False
         self._reserved = self.root / RESERVED_PREFIX
         self._meta_root = self._reserved / "meta"
         self._tmp = self._reserved / "tmp"
@@ -72,11 +81,31 @@ class DirectoryStore:
         return safe_path(self._meta_root, key)
 
     def _ensure_dirs(self) -> None:
+        """Create the lake's folders on first use, but never a second lake on a bare mount point.
+
+        When a shared file system is unmounted, the lake's directory is still there, empty.
+        Creating ``.radops/`` again would start a new lake on the local disk, and everything
+        written there would vanish when the share comes back. So a machine that has used this
+        lake before refuses to write once ``.radops/`` is gone.
+        """
+        if self._reserved.is_dir():
+            if self._known:
+                return
+        elif self._seen is not None and self._seen.exists():
+            raise StoreError(
+                f"the data lake {self.root} has lost its {RESERVED_PREFIX}/ folder although this "
+                "machine used it before: is the share mounted? Nothing is written until it is "
+                f"back (if the lake was deleted on purpose, remove {self._seen})"
+            )
         try:
             self._tmp.mkdir(parents=True, exist_ok=True)
             self._meta_root.mkdir(parents=True, exist_ok=True)
+            if self._seen is not None and not self._seen.exists():
+                make_private_dir(self._seen.parent)
+                self._seen.write_text(str(self.root) + "\n", encoding="utf-8")
         except OSError as exc:
             raise StoreError(f"cannot create the lake directory {self.root}: {exc}") from exc
+        self._known = True
 
     def head(self, key: str) -> ObjectMeta | None:
         try:

@@ -268,6 +268,9 @@ class S3Store:
         except (ClientError, S3UploadFailedError) as exc:
             cause = exc if isinstance(exc, ClientError) else exc.__context__
             if _error_code(cause) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                existing = self._own_object(key, sha256, metadata or {})
+                if existing is not None:
+                    return existing
                 raise FileExistsInLakeError(
                     f"{key!r} already exists in the data lake {self.url}"
                 ) from exc
@@ -278,6 +281,22 @@ class S3Store:
         return ObjectMeta(
             key=key, size=size, sha256=sha256, etag=etag, metadata=dict(metadata or {})
         )
+
+    def _own_object(self, key: str, sha256: str, metadata: Mapping[str, str]) -> ObjectMeta | None:
+        """The object at ``key`` if this very upload made it, else None.
+
+        A conditional PUT that reached the server but whose answer was lost (the connection
+        dropped) is retried by botocore, and the retry is answered 412. The object is ours if
+        it has our sha256 and all our metadata, which names this process and run.
+        """
+        if not metadata:
+            return None
+        existing = self.head(key)
+        if existing is None or existing.sha256 != sha256:
+            return None
+        if all(existing.metadata.get(k.lower()) == v for k, v in metadata.items()):
+            return existing
+        return None
 
     def _claim(self, key: str) -> None:
         """Claim ``key`` for a multipart upload, or raise FileExistsInLakeError."""
@@ -444,6 +463,8 @@ class S3Store:
             self.client.put_object(Bucket=self.bucket, Key=self._record_key(name), Body=data)
         except ClientError as exc:
             if _error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                if self.get_record(name) == data:
+                    return  # our own write, retried after its answer was lost
                 raise FileExistsInLakeError(
                     f"record {name!r} already exists in {self.url}"
                 ) from exc
