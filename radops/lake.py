@@ -22,7 +22,12 @@ import attrs
 
 from radops import writers
 from radops.cache import LocalStorage
-from radops.errors import CreationPendingError, FileExistsInLakeError, FileNotInLakeError
+from radops.errors import (
+    CreationPendingError,
+    FileExistsInLakeError,
+    FileNotInLakeError,
+    LocalStorageError,
+)
 from radops.integrity import copy_and_hash, sha256_file
 from radops.settings import Settings
 from radops.stores import ObjectMeta, ObjectStore, Progress, store_from_settings
@@ -395,6 +400,10 @@ class DataLake:
                 self.local.place(tmp, uid, sha256, meta.etag)
             else:  # safely in the lake, but larger than RADOPS_CACHE_MAX_BYTES allows locally
                 log.info("%s is in the data lake; it is too large to keep in local storage", uid)
+        except LocalStorageError as exc:
+            # The file is safely in the lake: failing now would undo a good creation for the
+            # sake of a local copy that a read downloads again anyway.
+            log.warning("%s is in the data lake but could not be kept locally: %s", uid, exc)
         finally:
             tmp.unlink(missing_ok=True)
         return meta

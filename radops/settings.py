@@ -168,7 +168,10 @@ _SPECS: tuple[_Spec, ...] = (
         "Marquez (or any OpenLineage HTTP endpoint) that receives every event",
     ),
     _Spec(
-        "lineage_timeout", _seconds, 5.0, "seconds a lineage consumer may take to accept one event"
+        "lineage_timeout",
+        _seconds,
+        5.0,
+        "seconds to connect to a lineage consumer, and for Marquez to answer a lineage query",
     ),
     _Spec(
         "download_max_bytes",

@@ -8,6 +8,7 @@ consumers. Queries sync the index from the lake first when it might be stale.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,11 +60,13 @@ class LineageRecorder:
         """
         event = event_to_dict(build_event(creation, state, error=error))
         keep = state != "START" if store_in_lake is None else store_in_lake
-        if keep:
-            name = self.records.write(event)
-            self.index.add_many([event], records=[name])
-        else:
-            self.index.add(event)
+        name = self.records.write(event) if keep else None
+        try:
+            self.index.add_many([event], records=[name] if name else [])
+        except (OSError, sqlite3.Error) as exc:
+            # The index is a cache of the lake's records: the next sync repairs the gap, so a
+            # full or read-only local disk must not undo a creation that is safely recorded.
+            log.warning("could not index a lineage event locally (%s); the next sync will", exc)
         try:
             self.outbox.put(event)
         except OSError as exc:  # a full disk must not fail the user's function either
