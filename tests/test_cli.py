@@ -186,6 +186,53 @@ def test_add_missing_source_fails(cli_env, tmp_path):
     assert ls_json(cli_env) == []
 
 
+def test_add_under_a_prefix_names_the_file_after_the_source(cli_env, sample):
+    """``add FILE --prefix raw/2024`` adds raw/2024/<file name>; with a UID, raw/2024/UID."""
+    run(cli_env, "datalake", "add", str(sample), "--prefix", "raw/2024")
+    run(cli_env, "datalake", "add", str(sample), "copy.txt", "--prefix", "raw/2024/")
+    assert [item["uid"] for item in ls_json(cli_env)] == [
+        "raw/2024/copy.txt",
+        f"raw/2024/{sample.name}",
+    ]
+
+
+def test_add_refuses_a_prefix_that_escapes(cli_env, sample):
+    """A prefix with '..' or a leading '/' is one error line, and nothing is added."""
+    for prefix in ("../up", "/abs", "a/../../b"):
+        result = run(cli_env, "datalake", "add", str(sample), "--prefix", prefix, code=1)
+        assert "invalid --prefix" in error_line(result)
+    assert ls_json(cli_env) == []
+
+
+def test_add_a_directory_adds_its_files_and_skips_links(cli_env, tmp_path):
+    """A directory adds every regular file under the prefix; symlinks are reported, not followed."""
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.txt").write_text("a")
+    (tree / "sub" / "b.txt").write_text("b")
+    (tree / "link.txt").symlink_to(tree / "a.txt")
+    result = run(cli_env, "datalake", "add", str(tree), "--prefix", "raw")
+    assert result.stdout == "raw/a.txt\nraw/sub/b.txt\n"
+    assert f"skipped {tree / 'link.txt'}: a symlink (never followed)" in result.stderr
+    assert "added 2 file(s) (2 bytes)" in result.stderr
+    assert (storage(cli_env) / "raw" / "sub" / "b.txt").read_text() == "b"
+
+
+def test_add_a_directory_adds_nothing_if_any_uid_is_taken(cli_env, tmp_path):
+    """Adding a directory again names the uids that exist, and adds none of its files."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.txt").write_text("a")
+    run(cli_env, "datalake", "add", str(tree / "a.txt"), "--prefix", "raw")
+    (tree / "new.txt").write_text("new")
+    result = run(cli_env, "datalake", "add", str(tree), "--prefix", "raw", code=1)
+    assert "1 of the files already exist in the data lake (raw/a.txt): nothing added" in (
+        error_line(result)
+    )
+    assert [item["uid"] for item in ls_json(cli_env)] == ["raw/a.txt"]
+    assert run(cli_env, "datalake", "add", str(tree), "one.txt", code=2).exit_code == 2
+
+
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -219,6 +266,14 @@ def test_add_url_downloads_into_the_lake(cli_env, web):
     other = machine(cli_env, "machine-b")
     path = run(other, "datalake", "download", "web/payload.bin").stdout.strip()
     assert Path(path).read_bytes() == body
+
+
+def test_add_url_under_a_prefix_is_named_after_the_url(cli_env, web):
+    """``add URL --prefix web`` adds web/<last segment of the URL's path>."""
+    root, base = web
+    (root / "payload.bin").write_bytes(b"payload")
+    run(cli_env, "datalake", "add", f"{base}/payload.bin?x=1", "--prefix", "web")
+    assert [item["uid"] for item in ls_json(cli_env)] == ["web/payload.bin"]
 
 
 def test_add_url_404_adds_nothing(cli_env, web):

@@ -6,7 +6,7 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
@@ -20,6 +20,9 @@ from radops.cli._common import (
     progress_bar,
     warn,
 )
+
+if TYPE_CHECKING:
+    from radops.lake import DataLake
 
 app = typer.Typer(help="Files in the data lake and in local storage.", no_args_is_help=True)
 
@@ -86,12 +89,24 @@ def ls(
 @handle_errors
 def add(
     ctx: typer.Context,
-    source: str = typer.Argument(..., help="A local file, or an http(s):// URL to download."),
-    uid: str = typer.Argument(..., help="The uid to give it in the data lake."),
+    source: str = typer.Argument(
+        ..., help="A local file or directory, or an http(s):// URL to download."
+    ),
+    uid: Optional[str] = typer.Argument(  # noqa: UP045 - typer
+        None, help="The uid to give it (default: its name); not for a directory."
+    ),
+    prefix: str = typer.Option(
+        "", "--prefix", help="A folder in the lake to add under, e.g. raw/2024/."
+    ),
     copy: bool = typer.Option(False, "--copy", help="Copy the file into local storage (default)."),
     move: bool = typer.Option(False, "--move", help="Move the file into local storage."),
 ) -> None:
-    """Add a local file or a URL to the data lake as UID."""
+    """Add a local file, every file of a directory, or a URL to the data lake.
+
+    The uid is PREFIX/UID, or PREFIX/<name> without UID; a directory's files keep their
+    paths relative to it. Symlinks inside a directory are skipped, never followed.
+    """
+    from radops.sources import join_prefix, url_name
     from radops.urls import is_url
 
     if copy and move:
@@ -102,14 +117,49 @@ def add(
             abort("--copy and --move do not apply to a URL", code=2)
         from radops.urls import redact_url
 
+        target = join_prefix(prefix, uid or url_name(source))
         with progress_bar(f"downloading {redact_url(source)}", None) as progress:
-            meta = data_lake.add_url(source, uid, progress=progress)
-    else:
-        path = Path(source)
-        size = path.stat().st_size if path.is_file() else None
-        with progress_bar(f"uploading {uid}", size) as progress:
+            meta = data_lake.add_url(source, target, progress=progress)
+        err().print(f"added {target} ({meta.size} bytes) to {data_lake.store.url}", markup=False)
+        return
+    path = Path(source)
+    if path.is_dir() and not path.is_symlink():
+        if uid is not None:
+            abort("a directory is added under --prefix, not as one UID", code=2)
+        _add_directory(data_lake, path, prefix, move)
+        return
+    target = join_prefix(prefix, uid or path.name)
+    size = path.stat().st_size if path.is_file() else None
+    with progress_bar(f"uploading {target}", size) as progress:
+        meta = data_lake.add_file(path, target, move=move, progress=progress)
+    err().print(f"added {target} ({meta.size} bytes) to {data_lake.store.url}", markup=False)
+
+
+def _add_directory(data_lake: DataLake, source: Path, prefix: str, move: bool) -> None:
+    """Add every regular file under ``source``: all uids checked free before the first upload."""
+    from radops.sources import plan_directory
+
+    planned = plan_directory(source, prefix)
+    for each in planned:
+        if each.skipped:
+            warn(f"skipped {each.path}: {each.skipped}")
+    files = [(each.path, each.uid) for each in planned if each.uid is not None]
+    taken = [uid for _, uid in files if data_lake.head(uid) is not None]
+    if taken:
+        abort(
+            f"{len(taken)} of the files already exist in the data lake "
+            f"({', '.join(taken[:5])}{', ...' if len(taken) > 5 else ''}): nothing added"
+        )
+    total = 0
+    for path, uid in files:
+        with progress_bar(f"uploading {uid}", path.stat().st_size) as progress:
             meta = data_lake.add_file(path, uid, move=move, progress=progress)
-    err().print(f"added {uid} ({meta.size} bytes) to {data_lake.store.url}", markup=False)
+        total += meta.size
+        sys.stdout.write(f"{uid}\n")
+    err().print(
+        f"added {len(files)} file(s) ({total} bytes) from {source} to {data_lake.store.url}",
+        markup=False,
+    )
 
 
 @app.command("info")

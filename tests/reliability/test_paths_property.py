@@ -305,3 +305,44 @@ def test_hostile_uids_on_s3_stay_under_the_lake_prefix(
         uid = key.removeprefix("lake/inner/")
         if not uid.startswith(".radops/"):
             assert uid in uids, f"{key} is not the key of a uid that was written"
+
+
+@FAST
+@given(
+    prefix=st.one_of(st.sampled_from(["", "raw", "raw/2024/", "a/b"]), HOSTILE_UID),
+    directory=st.booleans(),
+)
+def test_cli_add_under_a_hostile_prefix_stays_inside(prefix: str, directory: bool) -> None:
+    """`datalake add SOURCE --prefix PREFIX`: uids under the prefix or nothing; links skipped.
+
+    A directory source holds plain files and symlinks that lead outside (to a file and to a
+    directory): the plain files are added under the prefix, the links are never followed.
+    """
+    with _world() as world:
+        tree = world.base / "tree"
+        (tree / "sub").mkdir(parents=True)
+        (tree / "one.txt").write_bytes(b"one")
+        (tree / "sub" / "two.txt").write_bytes(b"two")
+        (tree / "secret-link.txt").symlink_to(world.outside / "secret.txt")
+        (tree / "sub" / "outside-dir").symlink_to(world.outside)
+        source = tree if directory else tree / "one.txt"
+        result = CliRunner().invoke(
+            app, ["datalake", "add", str(source), "--prefix", prefix], env=world.env()
+        )
+        assert not isinstance(result.exception, Exception), repr(result.exception)
+        assert result.exit_code in (0, 1), result.output
+        assert "Traceback" not in result.output
+        added = sorted(
+            path.relative_to(world.remote).as_posix()
+            for path in world.remote.rglob("*")
+            if path.is_file() and not path.is_symlink() and ".radops" not in path.parts
+        )
+        if result.exit_code == 0:
+            folder = prefix.removesuffix("/") + "/" if prefix else ""
+            names = ["one.txt", "sub/two.txt"] if directory else ["one.txt"]
+            assert added == sorted(folder + name for name in names)
+            assert "secret-link.txt" not in result.stdout and "outside-dir" not in result.stdout
+        else:
+            assert added == [], "a refused prefix adds nothing"
+            assert result.output.count("error:") == 1
+        world.check()

@@ -1,0 +1,69 @@
+"""What ``radops datalake add`` adds: the uid of each source file, under an optional prefix.
+
+A directory source adds every regular file under it, named by its path relative to the
+directory. Symlinks are never followed (a link inside the directory may lead anywhere on the
+machine), and every uid is validated before anything is added, so a bad name adds nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import attrs
+
+from radops.errors import InvalidUidError
+from radops.uids import validate_uid
+
+__all__ = ["Planned", "join_prefix", "plan_directory", "url_name"]
+
+
+@attrs.frozen
+class Planned:
+    """One file to add, or one that is skipped and why."""
+
+    path: Path
+    uid: str | None
+    skipped: str | None = None
+
+
+def join_prefix(prefix: str, name: str) -> str:
+    """``prefix`` + ``name`` as a validated uid; ``prefix`` is a folder (a '/' is added)."""
+    if prefix:
+        try:
+            validate_uid(prefix.removesuffix("/"))
+        except InvalidUidError as exc:
+            raise InvalidUidError(f"invalid --prefix: {exc}") from exc
+        prefix = prefix.removesuffix("/") + "/"
+    return validate_uid(prefix + name)
+
+
+def url_name(url: str) -> str:
+    """The last path segment of ``url``, the default name of what it downloads."""
+    name = unquote(urlsplit(url).path).rstrip("/").rsplit("/", 1)[-1]
+    if not name:
+        raise InvalidUidError(f"{url} names no file: give the uid to add it as")
+    return name
+
+
+def plan_directory(source: Path, prefix: str = "") -> list[Planned]:
+    """Every file under ``source`` with its uid, in path order; symlinks skipped.
+
+    Raises:
+        InvalidUidError: a file's relative path (with the prefix) is not a valid uid.
+    """
+    planned: list[Planned] = []
+    for directory, folders, files in os.walk(source, followlinks=False):
+        folders.sort()
+        base = Path(directory)
+        for name in sorted(files) + [f for f in folders if (base / f).is_symlink()]:
+            path = base / name
+            rel = path.relative_to(source).as_posix()
+            if path.is_symlink():
+                planned.append(Planned(path, None, "a symlink (never followed)"))
+            elif not path.is_file():
+                planned.append(Planned(path, None, "not a regular file"))
+            else:
+                planned.append(Planned(path, join_prefix(prefix, rel)))
+    return sorted(planned, key=lambda each: each.path.as_posix())
