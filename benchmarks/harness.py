@@ -301,13 +301,26 @@ def machine_description(server: SeaweedServer) -> dict[str, str]:
             [weed_binary(), "version"], capture_output=True, text=True, timeout=30, check=False
         ).stdout
         weed = " ".join(out.split()[:3]) or "unknown"
+    commit = "unknown"
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        commit = (
+            subprocess.run(
+                ["git", "describe", "--always", "--dirty"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+                cwd=Path(__file__).resolve().parents[1],
+            ).stdout.strip()
+            or "unknown"
+        )
     return {
         "CPU": cpu,
         "cores": str(os.cpu_count()),
         "RAM": ram,
         "OS": f"{platform.system()} {platform.release()}",
         "Python": platform.python_version(),
-        "radops": __version__,
+        "radops": f"{__version__} (commit {commit})",
         "SeaweedFS": weed,
         "boto3": boto3.__version__,
     }

@@ -34,6 +34,10 @@ def _environment() -> None:
     for name in list(os.environ):
         if name.startswith(("RADOPS_", "AWS_", "OPENLINEAGE")):
             del os.environ[name]
+    # Subprocesses (the radops console script, python -c ...) import this checkout's radops,
+    # not whatever an editable install elsewhere points at.
+    root = str(Path(__file__).resolve().parents[1])
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
     os.environ.update(
         AWS_ACCESS_KEY_ID=SeaweedServer.access_key,
         AWS_SECRET_ACCESS_KEY=SeaweedServer.secret_key,
