@@ -10,11 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks.cases import CASES
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# About 50 s on 2 idle cores; a machine shared with other test runs has needed over 280 s.
+@pytest.mark.timeout(900)
 def test_the_quick_benchmark_suite_runs_every_case(tmp_path: Path) -> None:
     results = tmp_path / "results.json"
     completed = subprocess.run(
@@ -22,7 +26,7 @@ def test_the_quick_benchmark_suite_runs_every_case(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=840,
         check=False,
     )
     assert completed.returncode == 0, completed.stderr[-5000:]
