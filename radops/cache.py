@@ -130,12 +130,18 @@ class LocalStorage:
         self._lock = threading.RLock()
         self._verified: dict[str, Fingerprint] = {}
         self._reading: Counter[str] = Counter()
+        self._real_root: str | None = None
 
     # -- paths and temp files -------------------------------------------------------------
 
     def path(self, uid: str) -> Path:
         """Where ``uid`` lives in local storage (it may not be there)."""
-        return safe_path(self.root, uid)
+        if self._real_root is None and os.path.isdir(self.root):
+            # Resolved once: a realpath costs an lstat per segment, and this runs on every
+            # read. If the root were later swapped for a symlink elsewhere, its paths would
+            # then be refused (they leave the resolved root), never followed.
+            self._real_root = os.path.realpath(self.root)
+        return safe_path(self.root, uid, self._real_root)
 
     def _ensure_dirs(self) -> None:
         for directory in (self.root, self.state_dir, self.tmp_dir):
@@ -243,8 +249,13 @@ class LocalStorage:
 
     def stat(self, uid: str) -> os.stat_result | None:
         """``os.stat`` of the cached file, or None if it is not in local storage."""
+        return self.stat_path(self.path(uid))
+
+    @staticmethod
+    def stat_path(path: Path) -> os.stat_result | None:
+        """``os.stat`` of ``path`` (from :meth:`path`), or None if there is no such file."""
         try:
-            return self.path(uid).stat()
+            return path.stat()
         except (FileNotFoundError, NotADirectoryError):
             return None
 

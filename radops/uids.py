@@ -68,11 +68,12 @@ def _problem(uid: str) -> str | None:
     return None
 
 
-def safe_path(root: Path, uid: str) -> Path:
+def safe_path(root: Path, uid: str, real_root: str | None = None) -> Path:
     """The path of ``uid`` under ``root``, guaranteed to stay inside ``root``.
 
     Besides validating the uid, this refuses a path that a symlink inside ``root`` would
-    lead out of it.
+    lead out of it. ``real_root``: ``os.path.realpath(root)`` if the caller knows it (a
+    stale value can only refuse more paths, never let one out).
 
     Raises:
         InvalidUidError: the uid is invalid.
@@ -80,7 +81,8 @@ def safe_path(root: Path, uid: str) -> Path:
     """
     validate_uid(uid)
     path = root / uid
-    real_root = os.path.realpath(root)
+    if real_root is None:
+        real_root = os.path.realpath(root)
     real = os.path.realpath(path)
     if real != real_root and not real.startswith(real_root + os.sep):
         raise LocalStorageError(

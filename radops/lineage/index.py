@@ -266,6 +266,12 @@ class LineageIndex:
             row = self.db.execute("SELECT 1 FROM records WHERE name = ?", (name,)).fetchone()
         return row is not None
 
+    def records_from(self, first: str) -> set[str]:
+        """The names of the indexed lake records that sort at or after ``first``."""
+        with self._lock:
+            rows = self.db.execute("SELECT name FROM records WHERE name >= ?", (first,))
+            return {row[0] for row in rows}
+
     def mark_record(self, name: str) -> None:
         """Remember that the lake record ``name`` is indexed (this machine wrote it)."""
         with self._lock, self._sql("index a lineage record"):

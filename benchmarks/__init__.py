@@ -1,0 +1,1 @@
+"""radops side by side with raw boto3, joblib.Memory, open() and typer: ``python -m benchmarks``."""

@@ -1,0 +1,172 @@
+"""Run the benchmark suite: ``python -m benchmarks [--quick] [--only CASE] [--write-doc]``.
+
+Starts its own SeaweedFS (``weed mini``) on free loopback ports, runs each case (radops and
+its baseline in the same run, interleaved, after a warm-up), and prints one table row per
+measurement: radops' median, the baseline's median, their ratio, the target, pass or MISS.
+``--write-doc`` puts the table and the machine description into ``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from benchmarks.harness import BUCKET, Context, Row, machine_description
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+START = "<!-- results: start (written by python -m benchmarks --write-doc) -->"
+END = "<!-- results: end -->"
+HEADERS = ("case", "measurement", "radops", "baseline", "ratio", "target", "result", "note")
+
+
+def _environment() -> None:
+    """No AWS or RADOPS setting of the machine leaks in; boto3 gets the test server's keys."""
+    from tests.seaweed import SeaweedServer
+
+    for name in list(os.environ):
+        if name.startswith(("RADOPS_", "AWS_", "OPENLINEAGE")):
+            del os.environ[name]
+    # Subprocesses (the radops console script, python -c ...) import this checkout's radops,
+    # not whatever an editable install elsewhere points at.
+    root = str(Path(__file__).resolve().parents[1])
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    os.environ.update(
+        AWS_ACCESS_KEY_ID=SeaweedServer.access_key,
+        AWS_SECRET_ACCESS_KEY=SeaweedServer.secret_key,
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+
+
+def _cells(row: Row) -> list[str]:
+    return [
+        row.case,
+        row.name,
+        row.radops,
+        row.baseline,
+        row.ratio,
+        row.target,
+        row.verdict,
+        row.note,
+    ]
+
+
+def print_table(rows: list[Row], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for header in HEADERS:
+        table.add_column(header, overflow="fold")
+    for row in rows:
+        style = {"pass": "green", "MISS": "bold red"}.get(row.verdict)
+        table.add_row(*_cells(row), style=style)
+    Console(width=200).print(table)
+
+
+def markdown_table(rows: list[Row]) -> str:
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    for row in rows:
+        cells = [cell.replace("|", "\\|") for cell in _cells(row)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_doc(rows: list[Row], machine: dict[str, str], mode: str, elapsed: float) -> None:
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    described = "\n".join(f"- {key}: {value}" for key, value in machine.items())
+    section = (
+        f"{START}\n\n"
+        f"Measured {when}, {mode} mode, in {elapsed:.0f} s, with "
+        f"`python -m benchmarks{' --quick' if mode == 'quick' else ''} --write-doc`.\n\n"
+        f"{described}\n\n{markdown_table(rows)}\n\n{END}"
+    )
+    if DOC.exists():
+        text = DOC.read_text(encoding="utf-8")
+        if START in text and END in text:
+            pattern = re.escape(START) + ".*?" + re.escape(END)
+            text = re.sub(pattern, lambda _: section, text, count=1, flags=re.S)
+        else:
+            text = text.rstrip("\n") + "\n\n" + section + "\n"
+    else:
+        text = f"# Benchmarks\n\n{section}\n"
+    DOC.write_text(text, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from benchmarks.cases import CASES
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, few repeats (CI)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=list(CASES),
+        metavar="CASE",
+        help="run this case only (repeatable): " + ", ".join(CASES),
+    )
+    parser.add_argument("--write-doc", action="store_true", help=f"write the results to {DOC}")
+    parser.add_argument(
+        "--json", type=Path, metavar="FILE", help="also write the rows to FILE, as JSON"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="print where the radops side spends its time"
+    )
+    args = parser.parse_args(argv)
+    chosen = args.only or list(CASES)
+
+    _environment()
+    from tests.seaweed import start_seaweed
+
+    started = time.monotonic()
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="radops-bench-") as scratch:
+        root = Path(scratch)
+        (root / "seaweed").mkdir()
+        server = start_seaweed(root / "seaweed")
+        ctx = Context(server, root, quick=args.quick, profile=args.profile)
+        try:
+            server.create_bucket(BUCKET)
+            machine = machine_description(server)
+            for case in chosen:
+                began = time.monotonic()
+                print(f"case {case}...", file=sys.stderr, flush=True)
+                found = CASES[case](ctx)
+                rows.extend(found)
+                for row in found:
+                    print(
+                        f"  {row.name}: {row.radops} vs {row.baseline} {row.ratio} "
+                        f"{row.target} {row.verdict}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                print(f"  ({time.monotonic() - began:.1f} s)", file=sys.stderr, flush=True)
+        finally:
+            ctx.close()
+            server.stop()
+    elapsed = time.monotonic() - started
+    mode = "quick" if args.quick else "full"
+    print_table(rows, f"radops benchmarks ({mode} mode, {elapsed:.0f} s)")
+    for text in ctx.profiles:
+        print(text)
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {"mode": mode, "machine": machine, "rows": [asdict(r) for r in rows]}, indent=2
+            ),
+            encoding="utf-8",
+        )
+    if args.write_doc:
+        write_doc(rows, machine, mode, elapsed)
+        print(f"written to {DOC}")
+    return 0
