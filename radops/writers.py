@@ -57,10 +57,16 @@ def _host() -> str:
     return socket.gethostname().replace(":", "_")
 
 
+_current: tuple[int, str] | None = None
+
+
 def current() -> str:
-    """This process's token: ``host:boot:pid:start``."""
+    """This process's token: ``host:boot:pid:start`` (computed once per process, fork-safe)."""
+    global _current
     pid = os.getpid()
-    return f"{_host()}:{_boot_id()}:{pid}:{_start_time(pid)}"
+    if _current is None or _current[0] != pid:
+        _current = (pid, f"{_host()}:{_boot_id()}:{pid}:{_start_time(pid)}")
+    return _current[1]
 
 
 def is_dead(token: str | None, run_id: str | None = None) -> bool:

@@ -171,7 +171,8 @@ def test_a_killed_pipeline_leaves_nothing_partial_and_reruns_to_completion(
     trial = 0
     while killed < count:
         trial += 1
-        assert late <= count, "the kills keep missing the run: it ends too fast to measure"
+        # A loaded machine makes run lengths vary: allow many late kills, but never loop forever.
+        assert late <= 5 * count + 10, "the kills keep missing the run: it ends too fast"
         process = _start(machine, trial, size, calls)
         time.sleep(rng.uniform(0, window))
         finished = process.poll() is not None
@@ -179,7 +180,7 @@ def test_a_killed_pipeline_leaves_nothing_partial_and_reruns_to_completion(
         process.communicate()
         if finished:
             late += 1
-            window *= 0.8
+            window *= 0.7
         else:
             killed += 1
 
