@@ -52,6 +52,29 @@ Fingerprint = tuple[int, int, int]
 # SQLite's primary result codes (sqlite3 has them from Python 3.11, its stubs do not).
 _SQLITE_IOERR, _SQLITE_READONLY, _SQLITE_FULL, _SQLITE_CANTOPEN = 10, 8, 13, 14
 _BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another process's transaction (WAL)
+
+
+def open_wal_database(path: Path, schema: str) -> sqlite3.Connection:
+    """Open one of radops' SQLite files for several processes at once, with ``schema``.
+
+    WAL lets readers and one writer work together and keeps committed transactions through a
+    killed process; writers wait for each other up to the busy timeout. ``synchronous=NORMAL``
+    may lose the last transactions only on power loss, which caches rebuilt from the lake and
+    from local storage can afford.
+    """
+    db = sqlite3.connect(
+        path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+    )
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(schema)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
 _MTIME_BACKDATE_NS = 2_000_000_000
 
 
@@ -198,19 +221,7 @@ class LocalStorage:
                     create_private_file(path)
                 except OSError as exc:
                     raise local_storage_error(exc, f"create {path}", self.state_dir) from exc
-                db = sqlite3.connect(
-                    path,
-                    timeout=_BUSY_TIMEOUT_S,
-                    isolation_level=None,
-                    check_same_thread=False,
-                )
-                try:
-                    db.execute("PRAGMA journal_mode=WAL")
-                    db.execute("PRAGMA synchronous=NORMAL")
-                    db.execute(_SCHEMA)
-                except BaseException:
-                    db.close()
-                    raise
+                db = open_wal_database(path, _SCHEMA)
             self._db = db
         return self._db
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from radops.cache import local_storage_error, sqlite_storage_error
+from radops.cache import local_storage_error, open_wal_database, sqlite_storage_error
 from radops.private import create_private_file, make_private_dir
 
 __all__ = ["LineageIndex", "radops_facet"]
@@ -55,9 +55,6 @@ CREATE TABLE IF NOT EXISTS sync_state (
 """
 
 
-_BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another process's transaction (WAL)
-
-
 def radops_facet(event: Mapping[str, Any]) -> Mapping[str, Any]:
     """The radops run facet of an event ({} for events of other producers)."""
     facet = event.get("run", {}).get("facets", {}).get("radops", {})
@@ -84,19 +81,7 @@ class LineageIndex:
             except OSError as exc:
                 raise local_storage_error(exc, "open the lineage index", where) from exc
             with self._sql("open the lineage index"):
-                db = sqlite3.connect(
-                    self.path,
-                    timeout=_BUSY_TIMEOUT_S,
-                    isolation_level=None,
-                    check_same_thread=False,
-                )
-                try:
-                    db.execute("PRAGMA journal_mode=WAL")
-                    db.execute("PRAGMA synchronous=NORMAL")
-                    db.executescript(_SCHEMA)
-                except BaseException:
-                    db.close()
-                    raise
+                db = open_wal_database(self.path, _SCHEMA)
             self._db = db
         return self._db
 
