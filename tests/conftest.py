@@ -69,6 +69,25 @@ def endpoint(request: pytest.FixtureRequest, remote: str) -> str | None:
 
 
 MakeLake = Callable[..., DataLake]
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def process_env(lake: DataLake, home: Path | None = None, **settings: str) -> dict[str, str]:
+    """The environment of a subprocess that uses ``lake`` (its remote; ``home`` or its home).
+
+    ``settings``: more RADOPS_* variables, by setting name (``log_level="WARNING"``).
+    """
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),  # so that `python -m tests...` finds the test modules
+        "RADOPS_HOME": str(home or lake.settings.home),
+        "RADOPS_REMOTE": lake.settings.remote,
+        "RADOPS_EMAIL": TEST_EMAIL,
+        **{f"RADOPS_{name.upper()}": value for name, value in settings.items()},
+    }
+    if lake.settings.s3_endpoint_url:
+        env["RADOPS_S3_ENDPOINT_URL"] = lake.settings.s3_endpoint_url
+    return env
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ is abandoned, and the rerun, ``datalake add`` or ``datalake repair`` removes it.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from radops.errors import FileExistsInLakeError
 from radops.lake import RUN_KEY, CreationState, DataLake
 from radops.lineage.events import uuid7
 from radops.repair import repair
-from tests.conftest import TEST_EMAIL, MakeLake
+from tests.conftest import MakeLake, process_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -168,18 +167,7 @@ pipeline.run(int(sys.argv[1]), int(sys.argv[2]), 1)
 def test_a_rerun_recovers_outputs_uploaded_by_a_killed_run(
     lake: DataLake, size: int, tmp_path: Path
 ) -> None:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "RADOPS_HOME": str(lake.settings.home),
-        "RADOPS_REMOTE": lake.settings.remote,
-        "RADOPS_EMAIL": TEST_EMAIL,
-        **(
-            {"RADOPS_S3_ENDPOINT_URL": lake.settings.s3_endpoint_url}
-            if lake.settings.s3_endpoint_url
-            else {}
-        ),
-    }
+    env = process_env(lake)
     killed = subprocess.run(
         [sys.executable, "-c", _KILLED_BEFORE_RECORDING, "7", str(size)],
         cwd=ROOT,

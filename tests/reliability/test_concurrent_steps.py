@@ -10,7 +10,6 @@ may fail. Then eight processes create 1,000 distinct files between them, from on
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -21,7 +20,7 @@ import pytest
 
 from radops.lake import DataLake
 from radops.settings import Settings
-from tests.conftest import TEST_EMAIL
+from tests.conftest import TEST_EMAIL, process_env
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = 8
@@ -45,16 +44,7 @@ def observer(tmp_path: Path, remote: str, endpoint: str | None) -> Iterator[Data
 
 
 def _start(lake: DataLake, home: Path, *args: str) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "RADOPS_HOME": str(home),
-        "RADOPS_REMOTE": lake.settings.remote,
-        "RADOPS_EMAIL": TEST_EMAIL,
-        "RADOPS_LOG_LEVEL": "WARNING",
-    }
-    if lake.settings.s3_endpoint_url:
-        env["RADOPS_S3_ENDPOINT_URL"] = lake.settings.s3_endpoint_url
+    env = process_env(lake, home, log_level="WARNING")
     return subprocess.Popen(
         [sys.executable, "-m", "tests.reliability.race_child", *args],
         cwd=ROOT,

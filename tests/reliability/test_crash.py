@@ -15,7 +15,6 @@ goes through S3 multipart), kills it at a random moment of its run, and then che
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import signal
 import subprocess
@@ -29,7 +28,7 @@ import pytest
 from radops.lake import CreationState, DataLake
 from radops.repair import repair
 from radops.settings import Settings
-from tests.conftest import TEST_EMAIL
+from tests.conftest import TEST_EMAIL, process_env
 from tests.reliability import crash_pipeline as pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,18 +53,7 @@ def machine(tmp_path: Path, remote: str, endpoint: str | None) -> Iterator[DataL
 
 
 def _env(lake: DataLake) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "RADOPS_HOME": str(lake.settings.home),
-        "RADOPS_REMOTE": lake.settings.remote,
-        "RADOPS_EMAIL": TEST_EMAIL,
-        "RADOPS_STALE_AFTER": "3600",
-        "RADOPS_LOG_LEVEL": "WARNING",
-    }
-    if lake.settings.s3_endpoint_url:
-        env["RADOPS_S3_ENDPOINT_URL"] = lake.settings.s3_endpoint_url
-    return env
+    return process_env(lake, stale_after="3600", log_level="WARNING")
 
 
 def _start(lake: DataLake, trial: int, size: int, calls: int) -> subprocess.Popen[str]:
