@@ -66,7 +66,16 @@ def open_wal_database(path: Path, schema: str) -> sqlite3.Connection:
         path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
     )
     try:
-        db.execute("PRAGMA journal_mode=WAL")
+        # Switching a new file to WAL needs a moment alone with it; SQLite answers "locked" at
+        # once, without its busy handler, when other processes open it at the same time.
+        for attempt in range(50):
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 49:
+                    raise
+                time.sleep(0.02 * (attempt + 1))
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(schema)
     except BaseException:
