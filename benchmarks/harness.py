@@ -183,7 +183,7 @@ class Context:
         profiler.disable()
         text = io.StringIO()
         stats = pstats.Stats(profiler, stream=text)
-        stats.sort_stats("cumulative").print_stats(30)
+        stats.sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(30)
         self.profiles.append(f"### {label} ({calls} calls)\n{text.getvalue()}")
 
 

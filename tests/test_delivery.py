@@ -230,6 +230,32 @@ def test_a_failing_consumer_keeps_events_queued(
     assert sorted(t for _, t in consumer.run_keys()) == ["COMPLETE", "START"]
 
 
+@pytest.mark.parametrize("remote", ["directory"], indirect=True)
+def test_a_queued_event_cut_short_is_set_aside(
+    make_lake: MakeLake, consumer: Consumer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Queue files are not fsynced: one a power loss cut short is kept aside, with a warning,
+    and the events queued behind it are still delivered."""
+    lake = make_lake("machine-a", marquez_url=consumer.url)  # not listening yet
+    with lake.file("x.txt").open("w") as handle:
+        handle.write("x")
+    _stop_sender(lake)
+    outbox = lake.lineage.outbox
+    first = outbox.pending()[0]
+    cut = first.with_name("00000000-0000-7000-8000-000000000000.json")  # sorts first
+    partial = first.read_text()[:40]
+    cut.write_text(partial)
+
+    consumer.start()
+    with caplog.at_level("WARNING", logger="radops.lineage"):
+        result = outbox.flush()
+    assert (result.delivered, result.failed, result.remaining) == (2, 0, 0)
+    assert sorted(t for _, t in consumer.run_keys()) == ["COMPLETE", "START"]
+    aside = cut.with_suffix(".unreadable")
+    assert aside.read_text() == partial
+    assert f"could not be read; it is kept in {aside}" in caplog.text
+
+
 KILLED = textwrap.dedent(
     """\
     import os
