@@ -7,69 +7,97 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rich.console import Console, RenderableType
+    from rich.console import Console
+    from rich.text import Text
 
 __all__ = ["CreationSummary", "render_creation", "summarize"]
 
 # Re-exported: reading events belongs to radops.lineage, drawing them to the CLI.
 from radops.lineage.summary import CreationSummary, summarize
 
+# A line of a picture: its text, and (start, end, style) spans over it. Plain strings and one
+# rich Text per picture: building rich Text objects line by line took most of the time.
+_Line = tuple[str, list[tuple[int, int, str]]]
 
-def _box(title: str, lines: Sequence[RenderableType]) -> RenderableType:
-    from rich import box
-    from rich.console import Group
-    from rich.panel import Panel
-    from rich.text import Text
 
-    body: list[RenderableType] = [Text(title, style="bold"), Text("")]
-    body.extend(lines)
-    return Panel(Group(*body), box=box.ROUNDED, expand=False, padding=(0, 1))
+def _styled(text: str, style: str = "") -> _Line:
+    return text, [(0, len(text), style)] if style else []
+
+
+def _box(title: str, lines: Sequence[_Line]) -> list[_Line]:
+    """A rounded box around a bold ``title``, a blank line and ``lines``."""
+    from rich.cells import cell_len
+
+    body = [_styled(title, "bold"), _styled(""), *lines]
+    width = max(cell_len(text) for text, _ in body)
+    edge = "─" * (width + 2)
+    drawn = [_styled(f"╭{edge}╮")]
+    for text, spans in body:
+        padded = f"│ {text}{' ' * (width - cell_len(text))} │"
+        drawn.append((padded, [(a + 2, b + 2, style) for a, b, style in spans]))
+    drawn.append(_styled(f"╰{edge}╯"))
+    return drawn
+
+
+def _side_by_side(columns: Sequence[list[_Line]]) -> Text:
+    """``columns`` of lines next to each other, top-aligned, one space apart."""
+    from rich.cells import cell_len
+    from rich.text import Span, Text
+
+    widths = [max((cell_len(text) for text, _ in column), default=0) for column in columns]
+    plain: list[str] = []
+    spans: list[Span] = []
+    offset = 0
+    for i in range(max(len(column) for column in columns)):
+        row = ""
+        for column, width in zip(columns, widths, strict=True):
+            text, styles = column[i] if i < len(column) else ("", [])
+            start = offset + len(row)
+            spans += [Span(start + a, start + b, style) for a, b, style in styles]
+            row += text + " " * (width - cell_len(text) + 1)
+        row = row.rstrip()
+        plain.append(row)
+        offset += len(row) + 1  # and the newline
+    return Text("\n".join(plain), spans=spans)
 
 
 def render_creation(console: Console, summary: CreationSummary, uid: str | None = None) -> None:
-    """Print the picture: input files -> creation method -> output, then code and version."""
-    from rich.table import Table
-    from rich.text import Text
+    """Print the picture: input files -> creation method -> output, then code and version.
 
-    row: list[RenderableType] = []
+    The boxes are drawn whole, never shortened: a line wider than the terminal wraps. (Drawn
+    by hand rather than with rich's panels and grid: that took most of the time of
+    ``datalake lineage --depth 10``, benchmark case 7, and shortened uids with "…" to fit.)
+    """
+    arrow = [_styled(""), _styled(""), _styled("->")]  # level with the line under the titles
+    columns: list[list[_Line]] = []
     inputs = summary.inputs + summary.external_inputs
     if inputs:
-        row += [_box("input files", [Text(name) for name in inputs]), Text("\n\n->")]
-    method: list[RenderableType] = [Text(f"function {summary.job}")]
+        columns += [_box("input files", [_styled(name) for name in inputs]), arrow]
+    method = [_styled(f"function {summary.job}")]
     if summary.parameters:
-        method.append(Text(""))
-        method.append(Text("parameters", style="italic"))
+        method.append(_styled(""))
+        method.append(_styled("parameters", "italic"))
         for name, value in summary.parameters.items():
-            method.append(Text(f"{name} = {json.dumps(value, ensure_ascii=False)}"))
-    row += [_box("creation method", method), Text("\n\n->")]
-    outputs = [Text(f"uid {name}", style="bold" if name == uid else "") for name in summary.outputs]
-    outputs.append(Text(f"originator {summary.originator or 'unknown'}"))
-    row.append(_box("output", outputs))
-
-    grid = Table.grid(padding=(0, 1))
-    for _ in row:
-        grid.add_column(vertical="top", no_wrap=True)
-    grid.add_row(*row)
-    needed = console.measure(grid, options=console.options.update(width=10_000)).maximum
-    if needed > console.width and not console.is_terminal:
-        # Piped output has no terminal width to respect: draw the boxes whole.
-        from rich.console import Console
-
-        console = Console(
-            file=console.file,
-            width=needed,
-            highlight=False,
-            # Fix: keep soft wrapping, or the code URL line below is hard-wrapped at the
-            # boxes' width and a piped link breaks across lines.
-            soft_wrap=True,
-            color_system="standard" if console.color_system else None,
-        )
-    console.print(grid)
+            method.append(_styled(f"{name} = {json.dumps(value, ensure_ascii=False)}"))
+    columns += [_box("creation method", method), arrow]
+    outputs = [_styled(f"uid {name}", "bold" if name == uid else "") for name in summary.outputs]
+    outputs.append(_styled(f"originator {summary.originator or 'unknown'}"))
+    columns.append(_box("output", outputs))
+    # soft_wrap: lines are never cut to the terminal's width (a piped link stays whole).
+    console.print(_side_by_side(columns), soft_wrap=True)
     console.print(
-        f"creation method code: {summary.code_url or 'not recorded'}", markup=False, highlight=False
+        f"creation method code: {summary.code_url or 'not recorded'}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
     )
     if summary.code_warning:
-        console.print(f"  note: {summary.code_warning}", markup=False, style="yellow")
+        console.print(
+            f"  note: {summary.code_warning}", markup=False, style="yellow", soft_wrap=True
+        )
     console.print(
-        f"radops version: {summary.radops_version or 'unknown'}", markup=False, highlight=False
+        f"radops version: {summary.radops_version or 'unknown'}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
     )
