@@ -163,6 +163,7 @@ class LocalStorage:
         self._verified: dict[str, Fingerprint] = {}
         self._reading: Counter[str] = Counter()
         self._real_root: str | None = None
+        self._root_dev: int | None = None  # st_dev of the resolved root
 
     # -- paths and temp files -------------------------------------------------------------
 
@@ -174,6 +175,33 @@ class LocalStorage:
             # then be refused (they leave the resolved root), never followed.
             self._real_root = os.path.realpath(self.root)
         return safe_path(self.root, uid, self._real_root)
+
+    def open_trusted(self, uid: str) -> tuple[int, str] | None:
+        """An open file descriptor and the path of ``uid``, if the cached file is exactly the
+        one radops placed (device and fingerprint of the open file); otherwise None.
+
+        The fast path of a cached read: the identity is checked on the open file itself, so a
+        symlink anywhere on the way (which ``safe_path`` refuses) can only lead to another
+        file, which fails the check; the caller then takes the checked slow path. It also
+        leaves no moment between the check and the open (the slow path stats, then opens).
+        """
+        if self._root_dev is None:
+            try:
+                real_root = os.path.realpath(self.root)
+                self._root_dev = os.stat(real_root).st_dev
+            except OSError:
+                return None
+            self._real_root = real_root
+        path = os.path.join(self._real_root or "", uid)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        stat = os.fstat(fd)
+        if stat.st_dev == self._root_dev and self.is_trusted(uid, stat):
+            return fd, path
+        os.close(fd)
+        return None
 
     def _ensure_dirs(self) -> None:
         for directory in (self.root, self.state_dir, self.tmp_dir):

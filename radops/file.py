@@ -143,7 +143,7 @@ class File:
                     yield handle
                 return
             call.note_read(self._uid)
-        with self.lake.reading(self._uid) as path, open(path, mode, **kwargs) as handle:
+        with self.lake.open_for_reading(self._uid, mode, **kwargs) as handle:
             yield handle
 
     @contextlib.contextmanager

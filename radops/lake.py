@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from stat import S_ISREG
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
@@ -302,6 +302,25 @@ class DataLake:
         from radops.verify import verify
 
         return verify(self, uid)
+
+    @contextlib.contextmanager
+    def open_for_reading(self, uid: str, mode: str, **kwargs: Any) -> Iterator[IO[Any]]:
+        """``open(path, mode, **kwargs)`` of a verified local copy of ``uid`` (downloaded first
+        if needed), which eviction leaves alone while the block runs."""
+        opened = self.local.open_trusted(uid)
+        if opened is None:
+            with self.reading(uid) as path, open(path, mode, **kwargs) as handle:
+                yield handle
+            return
+        fd, real_path = opened
+        try:
+            # The descriptor checked by open_trusted, under the path's name (handle.name).
+            handle = open(real_path, mode, opener=lambda _path, _flags: fd, **kwargs)  # noqa: SIM115
+        except BaseException:
+            os.close(fd)
+            raise
+        with self.local.reading(uid), handle:
+            yield handle
 
     @contextlib.contextmanager
     def reading(self, uid: str) -> Iterator[Path]:

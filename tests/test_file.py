@@ -12,7 +12,12 @@ import pytest
 
 import radops
 from radops.data_lake import DataLake, File, set_default_lake
-from radops.errors import FileExistsInLakeError, FileNotInLakeError, IntegrityError
+from radops.errors import (
+    FileExistsInLakeError,
+    FileNotInLakeError,
+    IntegrityError,
+    LocalStorageError,
+)
 from tests.conftest import TEST_EMAIL, MakeLake
 
 
@@ -351,6 +356,40 @@ def test_a_corrupted_local_copy_of_a_written_file_is_repaired(lake: DataLake) ->
     _write(lake, "own.txt", b"original content")
     _flip_byte(lake.file("own.txt").local_path(), offset=0)
     assert _read(lake, "own.txt") == b"original content"
+
+
+def test_a_cached_read_names_the_local_copy(lake: DataLake) -> None:
+    """The handle of a cached read is an ordinary file: its name is the local copy's path."""
+    _write(lake, "named/data.txt", "é\n".encode())
+    with lake.file("named/data.txt").open("r", encoding="utf-8") as handle:
+        assert handle.read() == "é\n"
+        assert Path(handle.name) == lake.file("named/data.txt").local_path().resolve()
+
+
+@pytest.mark.parametrize("remote", ["directory"], indirect=True)
+@pytest.mark.parametrize("swapped", ["file", "folder"])
+def test_a_cached_copy_swapped_for_a_symlink_is_never_read(
+    lake: DataLake, tmp_path: Path, swapped: str
+) -> None:
+    """A symlink put in local storage in place of a cached file (or of its folder), leading to
+    an identical file outside, is refused: a read never leaves local storage."""
+    _write(lake, "folder/secret.txt", b"same bytes")
+    copy = lake.file("folder/secret.txt").local_path()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_bytes(b"same bytes")
+    target = copy if swapped == "file" else copy.parent
+    target.parent.chmod(0o700)
+    if swapped == "file":
+        copy.unlink()
+        copy.symlink_to(outside / "secret.txt")
+    else:
+        copy.chmod(0o600)
+        copy.unlink()
+        target.rmdir()
+        target.symlink_to(outside, target_is_directory=True)
+    with pytest.raises(LocalStorageError, match="symlink"):
+        _read(lake, "folder/secret.txt")
 
 
 def test_a_corrupted_lake_object_is_refused_and_never_cached(
