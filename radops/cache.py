@@ -390,9 +390,8 @@ class LocalStorage:
 
     # -- readers and the size limit ------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def reading(self, uid: str) -> Iterator[None]:
-        """Mark ``uid`` as being read: eviction leaves it alone until the block ends."""
+    def begin_reading(self, uid: str) -> None:
+        """Mark ``uid`` as being read: eviction leaves it alone until :meth:`end_reading`."""
         with self._lock:
             self._reading[uid] += 1
         if self.max_bytes is not None:
@@ -400,13 +399,22 @@ class LocalStorage:
             with contextlib.suppress(OSError):
                 stat = self.path(uid).stat()
                 os.utime(self.path(uid), ns=(time.time_ns(), stat.st_mtime_ns))
+
+    def end_reading(self, uid: str) -> None:
+        """The read of ``uid`` begun by :meth:`begin_reading` is over."""
+        with self._lock:
+            self._reading[uid] -= 1
+            if self._reading[uid] <= 0:
+                del self._reading[uid]
+
+    @contextlib.contextmanager
+    def reading(self, uid: str) -> Iterator[None]:
+        """Mark ``uid`` as being read while the block runs (eviction leaves it alone)."""
+        self.begin_reading(uid)
         try:
             yield
         finally:
-            with self._lock:
-                self._reading[uid] -= 1
-                if self._reading[uid] <= 0:
-                    del self._reading[uid]
+            self.end_reading(uid)
 
     def total_bytes(self) -> int:
         """Bytes of every file radops placed in local storage."""

@@ -126,15 +126,18 @@ class File:
             ValueError: an unsupported mode.
         """
         if mode in _READ_MODES:
-            return self._read(mode, kwargs)
+            if not _READ_MODES[mode]:
+                kwargs.setdefault("encoding", "utf-8")
+            if active_call() is None:
+                return self.lake.open_for_reading(self._uid, mode, **kwargs)
+            return self._read_in_call(mode, kwargs)
         if mode in _WRITE_MODES:
             return self._write(_WRITE_MODES[mode], kwargs)
         raise ValueError(f"unsupported mode {mode!r}: use 'r', 'rb', 'w' or 'wb'")
 
     @contextlib.contextmanager
-    def _read(self, mode: str, kwargs: dict[str, Any]) -> Iterator[IO[Any]]:
-        if not _READ_MODES[mode]:
-            kwargs.setdefault("encoding", "utf-8")
+    def _read_in_call(self, mode: str, kwargs: dict[str, Any]) -> Iterator[IO[Any]]:
+        """A read inside a ``file_creator`` function: staged outputs, and inputs noted."""
         call = active_call()
         if call is not None:
             staged = call.staged_path(self._uid)
