@@ -285,8 +285,9 @@ class DirectoryStore:
                     f"{key!r} in {self.root} has no recorded sha256: it was not created by "
                     "radops, so it cannot be verified"
                 )
-            with dest.open("xb") as target:
-                sink = HashingSink(target)
+            # Large files: hash in a thread of its own, beside the copy (see HashingSink).
+            background = meta.size >= _BACKGROUND_HASH_FROM
+            with dest.open("xb") as target, HashingSink(target, background=background) as sink:
                 while chunk := source.read(CHUNK_SIZE):
                     sink.write(chunk)
                     if progress:
@@ -387,6 +388,9 @@ class DirectoryStore:
             return tuple(sorted(e.name for e in os.scandir(folder) if e.is_dir()))
         except (FileNotFoundError, NotADirectoryError):
             return ()
+
+
+_BACKGROUND_HASH_FROM = 8 * CHUNK_SIZE
 
 
 def _writer_dead(meta_path: Path) -> bool:

@@ -391,8 +391,12 @@ class S3Store:
         # transfer manager does not accept it, and there the sha256 check alone protects.
         pin: dict[str, Any] = {"IfMatch": meta.etag} if meta.etag else {}
         try:
-            with dest.open("xb") as target:
-                sink = HashingSink(target)
+            with (
+                dest.open("xb") as target,
+                HashingSink(
+                    target, background=meta.size >= self.transfer.multipart_threshold
+                ) as sink,
+            ):
                 if meta.size < self.transfer.multipart_threshold:
                     body = self.client.get_object(Bucket=self.bucket, Key=s3_key, **pin)["Body"]
                     for chunk in body.iter_chunks(1024 * 1024):
