@@ -323,6 +323,21 @@ def _transfer(
             "5", f"download {label} (verified)", size, down, raw_down, 0.9, "vs download_file"
         )
     )
+    # What the download costs in CPU, here and in the server (which shares the machine's
+    # cores): the wall time cannot be under the total divided by the cores.
+    cpu_ours, cpu_theirs = ctx.cpu_seconds(ours_down), ctx.cpu_seconds(theirs_down)
+    rows.append(
+        Row(
+            "5",
+            f"  CPU of a download {label} (client + server)",
+            f"{cpu_ours:.2f} s",
+            f"{cpu_theirs:.2f} s",
+            f"{os.cpu_count()} cores",
+            "",
+            None,
+            "radops vs download_file; the sha256 is CPU on top of a machine already busy",
+        )
+    )
     lake.remove_local(uid)
     target.unlink(missing_ok=True)
 

@@ -175,6 +175,18 @@ class Context:
             func()
         return statistics.median(_time(func, inner) for _ in range(repeats))
 
+    def cpu_seconds(self, func: Callable[[], object]) -> float:
+        """CPU seconds (user + system) one call of ``func`` costs this process and the server."""
+
+        def server_cpu() -> float:
+            fields = Path(f"/proc/{self.server.process.pid}/stat").read_text().rsplit(")", 1)[1]
+            utime, stime = fields.split()[11:13]
+            return (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
+
+        server, mine = server_cpu(), time.process_time()
+        func()
+        return time.process_time() - mine + server_cpu() - server
+
     def profile_calls(self, label: str, func: Callable[[], object], calls: int) -> None:
         profiler = cProfile.Profile()
         profiler.enable()
