@@ -100,11 +100,15 @@ def normalize(transcript: str, **paths: Path | str) -> list[str]:
 
 
 def user_env(tmp_path: Path) -> dict[str, str]:
-    """A user's shell: this venv's radops and python first on PATH, no RADOPS_* of ours."""
+    """A user's shell: this venv's radops and python first on PATH, no RADOPS_* of ours.
+
+    Nothing that changes rich's output either (colours, width): the page shows it plain.
+    """
+    unset = {"COLUMNS", "PYTHON", "FORCE_COLOR", "TTY_COMPATIBLE"}
     env = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith(("RADOPS_", "OPENLINEAGE")) and name not in {"COLUMNS", "PYTHON"}
+        if not name.startswith(("RADOPS_", "OPENLINEAGE")) and name not in unset
     }
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(ROOT)  # this checkout's radops, whatever the venv points at
