@@ -67,10 +67,43 @@ def test_cli_reference_documents_every_command_and_option(site: Path) -> None:
         assert [opt for opt in options if opt not in reference] == [], path
 
 
+def documented_commands() -> Iterator[tuple[Path, str]]:
+    """Every `radops ...` command line shown in the docs, the README and the examples' READMEs."""
+    pages = [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *ROOT.glob("examples/*/README.md")]
+    for page in sorted(pages):
+        text = page.read_text()
+        for line in re.findall(r"^\$ (radops .*)$", "\n".join(fenced(text, "console")), re.M):
+            yield page, line
+        for line in re.findall(r"^(radops .*)$", "\n".join(fenced(text, "bash")), re.M):
+            yield page, line
+
+
+def fenced(text: str, language: str) -> list[str]:
+    """The bodies of the ```language blocks of a Markdown text."""
+    return re.findall(rf"^```{language}\n(.*?)^```", text, re.DOTALL | re.MULTILINE)
+
+
+def test_documented_commands_and_options_exist() -> None:
+    """Each command line shown in the docs names a real command and only its real options."""
+    wrong = []
+    for page, line in documented_commands():
+        command = typer.main.get_command(app)
+        ctx = command.make_context("radops", [], resilient_parsing=True)
+        words = shlex.split(line, comments=True)[1:]
+        while words and hasattr(command, "get_command") and command.get_command(ctx, words[0]):
+            command = command.get_command(ctx, words[0])
+            ctx = command.make_context(words.pop(0), [], parent=ctx, resilient_parsing=True)
+        known = {opt for param in command.get_params(ctx) for opt in param.opts}
+        unknown = [w for w in words if w.startswith("-") and w.split("=")[0] not in known]
+        if hasattr(command, "list_commands") or unknown:  # a group alone is not a command
+            wrong.append(f"{page.relative_to(ROOT)}: {line}")
+    assert wrong == []
+
+
 def console_blocks(text: str, region: str) -> str:
     """The ```console blocks between the markers ``<!-- region: start`` and ``end -->``."""
     inside = text.split(f"<!-- {region}: start")[1].split(f"<!-- {region}: end -->")[0]
-    return "\n".join(re.findall(r"```console\n(.*?)```", inside, re.DOTALL))
+    return "\n".join(fenced(inside, "console"))
 
 
 def normalize(transcript: str, **paths: Path | str) -> list[str]:
