@@ -15,6 +15,7 @@ import pytest
 import typer.main
 
 from radops.cli.app import app
+from radops.settings import SETTING_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "docs" / "quickstart.md"
@@ -98,6 +99,13 @@ def test_documented_commands_and_options_exist() -> None:
         if hasattr(command, "list_commands") or unknown:  # a group alone is not a command
             wrong.append(f"{page.relative_to(ROOT)}: {line}")
     assert wrong == []
+
+
+def test_configuration_reference_lists_every_setting() -> None:
+    """docs/configuration.md has a row for every setting, with its environment variable."""
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    for name in (*SETTING_NAMES, "marquez_api_key"):
+        assert f"| {name} | `RADOPS_{name.upper()}` |" in page, name
 
 
 def console_blocks(text: str, region: str) -> str:
