@@ -91,7 +91,8 @@ def test_documented_commands_and_options_exist() -> None:
     for page, line in documented_commands():
         command = typer.main.get_command(app)
         ctx = command.make_context("radops", [], resilient_parsing=True)
-        words = shlex.split(line, comments=True)[1:]
+        # Up to a pipe or redirection: what follows is another program (possibly multi-line).
+        words = shlex.split(re.split(r"\s[|>;&]", line, maxsplit=1)[0], comments=True)[1:]
         while words and hasattr(command, "get_command") and command.get_command(ctx, words[0]):
             command = command.get_command(ctx, words[0])
             ctx = command.make_context(words.pop(0), [], parent=ctx, resilient_parsing=True)
