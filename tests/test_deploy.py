@@ -1,4 +1,4 @@
-"""The deployment files: the compose stack, its .env, the README's exports, the catalog recipes.
+"""The deployment files: the compose stack, its .env, the deployment guide, the catalog recipes.
 
 No container is started (the machine these were written on has no Docker engine): the files are
 parsed and checked against each other, against the variables radops and boto3 really read, and
@@ -234,16 +234,16 @@ def test_marquez_configuration_agrees_with_the_compose_file() -> None:
     assert int(environment(web)["MARQUEZ_PORT"]) == app_port
 
 
-# -- the README ----------------------------------------------------------------------------
+# -- the deployment guide (docs/deploy.md) -------------------------------------------------
 
 
-def test_readme_exports_only_variables_radops_or_boto3_read() -> None:
-    """The README exports real RADOPS_* settings and boto3 variables, the required ones included."""
-    readme = (DEPLOY / "README.md").read_text()
+def test_deploy_guide_exports_only_variables_radops_or_boto3_read() -> None:
+    """The guide exports real RADOPS_* settings and boto3 variables, the required ones included."""
+    readme = (ROOT / "docs" / "deploy.md").read_text()
     blocks = fenced(readme, "bash")
     named = {name for block in blocks for name, _ in exports(block, commented=True)}
     allowed = radops_variables() | boto3_variables()
-    assert named, "the README exports nothing"
+    assert named, "the guide exports nothing"
     assert named <= allowed, f"not read by radops or boto3: {sorted(named - allowed)}"
     exported = {name for block in blocks for name, _ in exports(block)}
     assert {
