@@ -196,9 +196,12 @@ def run_step(label: str, step: Callable[P, R], *args: P.args, **kwargs: P.kwargs
     """Call ``step`` and print one line: whether it ran or was skipped, and its outputs."""
     with skip_messages() as skipped:
         result = step(*args, **kwargs)
+    status = "skipped" if skipped else "ran"
+    if not logging.getLogger("radops").isEnabledFor(logging.INFO):
+        status = "done"  # RADOPS_LOG_LEVEL above INFO silences the skip messages: can't tell
     files = result if isinstance(result, list) else [result]
     uids = ", ".join(file.uid for file in files if isinstance(file, File))
-    print(f"{'skipped' if skipped else 'ran':<8} {label:<22} -> {uids}", flush=True)
+    print(f"{status:<8} {label:<22} -> {uids}", flush=True)
     return result
 
 
