@@ -164,6 +164,9 @@ def file_creator(func: F | None = None, *, version: str = "") -> F | Callable[[F
     return decorate
 
 
+_warned_about_source: set[tuple[str, str | None]] = set()
+
+
 class _Step:
     """A decorated function: its signature and code, computed once."""
 
@@ -175,7 +178,6 @@ class _Step:
         self.name = function.__qualname__
         self.job_name = f"{self.module}.{self.name}"
         self._source: SourceInfo | None = None
-        self._warned = False
 
     @property
     def source(self) -> SourceInfo:
@@ -312,8 +314,11 @@ class _Step:
     ) -> Any:
         from radops.lineage.events import Creation, uuid7
 
-        if self.source.warning and not self._warned:
-            self._warned = True  # once per function and process, not at every call
+        warning = (self.job_name, self.source.warning)
+        if self.source.warning and warning not in _warned_about_source:
+            # Once per function and process, not at every call: a function pickled to Dask
+            # workers is a new _Step at every task.
+            _warned_about_source.add(warning)
             log.warning("%s", self.source.warning)
         context = CallContext(
             lake,

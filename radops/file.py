@@ -111,6 +111,15 @@ class File:
     def __hash__(self) -> int:
         return hash(self._uid)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A handle sent to another process (Dask, multiprocessing) is a reference: its uid and
+        # its lake's remote and S3 endpoint. The receiving process reads and writes through its
+        # own lake there (its own settings and local storage), never this process's connections.
+        if self._lake is None:
+            return (_restore, (self._uid, None, None))
+        settings = self._lake.settings
+        return (_restore, (self._uid, settings.remote, settings.s3_endpoint_url))
+
     def open(self, mode: str = "r", **kwargs: Any) -> contextlib.AbstractContextManager[IO[Any]]:
         """Open the file: ``"r"``/``"rb"`` to read, ``"w"``/``"wb"`` to create it.
 
@@ -295,3 +304,16 @@ class _LocalFile(HashingFile):
     def close(self) -> None:
         with self._local.writing(self._doing):
             super().close()
+
+
+def _restore(uid: str, remote: str | None, endpoint: str | None) -> File:
+    """A :class:`File` unpickled: on this process's lake for ``remote`` (see ``__reduce__``)."""
+    handle = File.__new__(File)
+    handle._uid = uid
+    if remote is None:
+        handle._lake = None  # the default lake, resolved on first use as always
+    else:
+        from radops.lake import lake_on
+
+        handle._lake = lake_on(remote, endpoint)
+    return handle

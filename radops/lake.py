@@ -39,7 +39,14 @@ if TYPE_CHECKING:
     from radops.lineage.recorder import LineageRecorder
     from radops.verify import VerifyResult
 
-__all__ = ["CreationState", "DataLake", "LocalStatus", "default_lake", "set_default_lake"]
+__all__ = [
+    "CreationState",
+    "DataLake",
+    "LocalStatus",
+    "default_lake",
+    "lake_on",
+    "set_default_lake",
+]
 
 log = logging.getLogger("radops")
 
@@ -727,6 +734,22 @@ def default_lake() -> DataLake:
         if _default is None:
             _default = DataLake(Settings.load())
         return _default
+
+
+_others: dict[tuple[str, str | None], DataLake] = {}
+
+
+def lake_on(remote: str, s3_endpoint_url: str | None = None) -> DataLake:
+    """This process's lake on ``remote``: the default lake if it is there, else one configured
+    like it (environment, config file) but on ``remote``, made once per process."""
+    lake = default_lake()
+    if (lake.settings.remote, lake.settings.s3_endpoint_url) == (remote, s3_endpoint_url):
+        return lake
+    with _default_lock:
+        key = (remote, s3_endpoint_url)
+        if key not in _others:
+            _others[key] = DataLake(Settings.load(remote=remote, s3_endpoint_url=s3_endpoint_url))
+        return _others[key]
 
 
 def set_default_lake(lake: DataLake | None) -> None:

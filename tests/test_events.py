@@ -379,6 +379,31 @@ def test_uncommitted_changes_are_warned_about(
         assert event["job"]["facets"]["sourceCodeLocation"]["type"] == "git"
 
 
+def test_a_source_warning_is_logged_once_per_process(
+    lake: DataLake,
+    tmp_path: Path,
+    import_file: Callable[[Path], ModuleType],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Once per function, even when it is decorated again (as a step pickled by value to Dask
+    workers is, at every task); every run still records the warning."""
+    repo = make_repo(tmp_path / "repo", "https://github.com/acme/pipes.git")
+    path = repo / "pipes" / "steps.py"
+    path.write_text(STEP_MODULE + "\n# edited, not committed\n")
+    module = import_file(path)
+    rebuilt = file_creator(module.shout.__wrapped__)
+    with caplog.at_level(logging.WARNING, logger="radops"):
+        module.shout(put(lake, "a.txt", "abc"))
+        rebuilt(put(lake, "b.txt", "def"))
+    warned = [r for r in caplog.records if "uncommitted changes" in r.getMessage()]
+    assert len(warned) == 1, warned
+    completes = [
+        e for e in job_events(lake, f"{module.__name__}.shout") if e["eventType"] == "COMPLETE"
+    ]
+    assert len(completes) == 2
+    assert all("uncommitted" in e["run"]["facets"]["radops"]["codeWarning"] for e in completes)
+
+
 def test_a_token_in_the_origin_is_not_recorded(
     lake: DataLake, tmp_path: Path, import_file: Callable[[Path], ModuleType]
 ) -> None:

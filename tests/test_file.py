@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import stat
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,6 +19,7 @@ from radops.errors import (
     IntegrityError,
     LocalStorageError,
 )
+from radops.settings import Settings
 from tests.conftest import TEST_EMAIL, MakeLake
 
 
@@ -230,6 +232,48 @@ def test_creating_a_file_handle_does_no_io(make_lake: MakeLake, remote: str) -> 
     assert not lake.settings.home.exists()
     if not remote.startswith("s3://"):
         assert not Path(remote).exists()
+
+
+def test_a_handle_sent_to_another_process_is_a_reference(
+    make_lake: MakeLake, tmp_path: Path
+) -> None:
+    """Pickled (to a Dask worker, a multiprocessing pool), a handle carries its uid and its
+    lake's remote, never the sender's connections; the receiver uses its own lake there."""
+    sender = make_lake("sender")
+    _write(sender, "shared.txt", b"made by the sender")
+    handle = sender.file("shared.txt")
+    assert handle.exists_locally()  # used: its lake holds SQLite connections and locks
+
+    receiver = make_lake("receiver")  # another home on the same remote
+    set_default_lake(receiver)
+    try:
+        received = pickle.loads(pickle.dumps(handle))
+        assert received == handle
+        assert received.lake is receiver
+        with received.open("rb") as copy:
+            assert copy.read() == b"made by the sender"
+
+        elsewhere = Settings.load(
+            env={},
+            home=tmp_path / "elsewhere",
+            remote=str(tmp_path / "other-remote"),
+            email=TEST_EMAIL,
+        )
+        set_default_lake(DataLake(elsewhere))  # the receiver's default lake is elsewhere
+        received = pickle.loads(pickle.dumps(handle))
+        assert received.lake.settings.remote == sender.settings.remote
+        assert received.lake is not sender
+        assert pickle.loads(pickle.dumps(handle)).lake is received.lake  # one per process
+        assert _read(received.lake, "shared.txt") == b"made by the sender"
+    finally:
+        set_default_lake(None)
+
+
+def test_a_handle_without_a_lake_stays_without_one() -> None:
+    """An unbound handle (the default lake, resolved on first use) pickles unbound."""
+    received = pickle.loads(pickle.dumps(File("later.txt")))
+    assert received.uid == "later.txt"
+    assert received._lake is None
 
 
 def test_uid_is_read_only(lake: DataLake) -> None:
