@@ -13,7 +13,14 @@ from typing import IO, TYPE_CHECKING
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer as Buffer
 
-__all__ = ["CHUNK_SIZE", "HashingFile", "HashingSink", "copy_and_hash", "sha256_file"]
+__all__ = [
+    "CHUNK_SIZE",
+    "HashingFile",
+    "HashingSink",
+    "InOrderHasher",
+    "copy_and_hash",
+    "sha256_file",
+]
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -32,14 +39,14 @@ def sha256_file(path: Path) -> tuple[str, int]:
 
 
 def copy_and_hash(src: IO[bytes], dst: IO[bytes]) -> tuple[str, int]:
-    """Copy ``src`` to ``dst`` and return (sha256, size) of what was copied."""
-    digest = hashlib.sha256()
-    size = 0
-    while chunk := src.read(CHUNK_SIZE):
-        digest.update(chunk)
-        dst.write(chunk)
-        size += len(chunk)
-    return digest.hexdigest(), size
+    """Copy ``src`` to ``dst`` and return (sha256, size) of what was copied.
+
+    The hash runs in a thread of its own, beside the copy (see :class:`HashingSink`).
+    """
+    with HashingSink(dst, background=True) as sink:
+        while chunk := src.read(CHUNK_SIZE):
+            sink.write(chunk)
+        return sink.hexdigest(), sink.size
 
 
 class HashingSink(io.RawIOBase):
@@ -93,6 +100,119 @@ class HashingSink(io.RawIOBase):
     def hexdigest(self) -> str:
         """The sha256 of everything written so far (no more writes once asked, in background)."""
         self._finish_hashing()
+        return self._digest.hexdigest()
+
+    def close(self) -> None:
+        self._finish_hashing()
+        super().close()
+
+
+class InOrderHasher(io.RawIOBase):
+    """A seekable, write-only file over ``fd`` (open for reading and writing), for parallel
+    downloads.
+
+    Parts are written at their offsets as they arrive (as boto3's ``download_file`` does), and
+    a thread hashes the file in order, as far as it is contiguous, reading back what was just
+    written (from the page cache). Unlike :class:`HashingSink`, no part waits in memory for the
+    ones before it. Bytes are written once: a write over a range already contiguous (a part
+    retried after its first bytes arrived) keeps the first bytes, so what was hashed is what
+    the file holds. Call :meth:`hexdigest` (or :meth:`close`) when every part is written.
+    """
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+        self._pos = 0
+        self._contiguous = 0  # bytes [0, _contiguous) are written
+        self._pending: dict[int, int] = {}  # start -> end of ranges written beyond that
+        self._written = threading.Condition()
+        self._finished = False
+        self._digest = hashlib.sha256()
+        self.size = 0  # bytes hashed
+        self._error: BaseException | None = None
+        self._hasher: threading.Thread | None = threading.Thread(
+            target=self._hash_in_order, name="radops-sha256", daemon=True
+        )
+        self._hasher.start()
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_SET:
+            self._pos = offset
+        elif whence == os.SEEK_CUR:
+            self._pos += offset
+        else:
+            raise io.UnsupportedOperation("seek from the end")
+        return self._pos
+
+    def write(self, data: Buffer) -> int:
+        view = memoryview(data).cast("B")
+        start, end = self._pos, self._pos + view.nbytes
+        self._pos = end
+        skip = max(0, min(self._contiguous, end) - start)  # already written: keep the first
+        offset = start + skip
+        remaining = view[skip:]
+        while remaining:
+            done = os.pwrite(self._fd, remaining, offset)
+            remaining, offset = remaining[done:], offset + done
+        if end > start + skip:
+            self._mark_written(start + skip, end)
+        return view.nbytes
+
+    def _mark_written(self, start: int, end: int) -> None:
+        with self._written:
+            self._pending[start] = max(end, self._pending.get(start, end))
+            while self._contiguous in self._pending:
+                self._contiguous = max(self._contiguous, self._pending.pop(self._contiguous))
+            self._written.notify()
+
+    def _hash_in_order(self) -> None:
+        try:
+            self._hash_written()
+        except BaseException as exc:  # noqa: BLE001 - handed to the thread that asks for the digest
+            self._error = exc
+
+    def _hash_written(self) -> None:
+        while True:
+            with self._written:
+                while self._contiguous == self.size and not self._finished:
+                    self._written.wait()
+                upto = self._contiguous
+                if upto == self.size:
+                    return  # finished, and everything written was hashed
+            while self.size < upto:
+                chunk = os.pread(self._fd, min(CHUNK_SIZE, upto - self.size), self.size)
+                if not chunk:
+                    return  # the file was truncated under us: the size check will say so
+                self._digest.update(chunk)
+                self.size += len(chunk)
+
+    def _finish_hashing(self) -> None:
+        if self._hasher is not None:
+            with self._written:
+                self._finished = True
+                self._written.notify()
+            self._hasher.join()
+            self._hasher = None
+
+    def hexdigest(self) -> str:
+        """The sha256 of the file's contiguous start (the whole file once every part is in);
+        :attr:`size` says how many bytes that is.
+
+        Raises:
+            OSError: the file could not be read back.
+        """
+        self._finish_hashing()
+        if self._error is not None:
+            raise self._error
         return self._digest.hexdigest()
 
     def close(self) -> None:
@@ -158,16 +278,16 @@ class HashingFile(io.RawIOBase):
         return written
 
     def close(self) -> None:
+        # No fsync here: DataLake.commit flushes the file to disk while it uploads it.
         if not self.closed:
             try:
-                os.fsync(self._fd)
                 self._final_size = os.fstat(self._fd).st_size
             finally:
                 os.close(self._fd)
                 super().close()
 
     def finish(self, path: Path) -> tuple[str, int]:
-        """Close (flushing to disk) and return (sha256, size) of the file's bytes.
+        """Close and return (sha256, size) of the file's bytes.
 
         Close the buffered wrappers first, so their buffers reach this file.
         """

@@ -21,7 +21,7 @@ from typing import IO, TYPE_CHECKING, Any
 import attrs
 
 from radops import writers
-from radops.cache import LocalStorage
+from radops.cache import LocalStorage, local_storage_error
 from radops.errors import (
     CreationPendingError,
     FileExistsInLakeError,
@@ -103,6 +103,35 @@ class _Read:
         finally:
             self._lake.local.end_reading(self._uid)
         return None
+
+
+class _Fsync:
+    """``os.fsync`` of a file, in a thread, so that it overlaps other work (the upload)."""
+
+    def __init__(self, path: Path) -> None:
+        self._error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, args=(path,), name="radops-fsync")
+        self._thread.start()
+
+    def _run(self, path: Path) -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self._error = exc
+
+    def wait(self) -> None:
+        """Wait for the fsync; raise its error if it failed."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def wait_quietly(self) -> None:
+        """Wait for the fsync, whatever its outcome (the file is being given up)."""
+        self._thread.join()
 
 
 def radops_outputs(event: dict[str, Any]) -> list[str]:
@@ -455,14 +484,25 @@ class DataLake:
             writers.WRITER_KEY: writers.current(),
             **(metadata or {}),
         }
+        # The local copy must be on disk before it is placed (a power loss must not leave a
+        # placed file with holes): flushed while the upload runs, not before it starts.
+        flushed = _Fsync(tmp)
         try:
             meta = self.store.put_new(tmp, uid, sha256=sha256, metadata=recorded, progress=progress)
         except FileExistsInLakeError:
+            flushed.wait_quietly()
             raise  # ``tmp`` stays: the caller may settle the conflict and try again
         except BaseException:
+            flushed.wait_quietly()
             tmp.unlink(missing_ok=True)
             raise
         try:
+            try:
+                flushed.wait()
+            except OSError as exc:
+                raise local_storage_error(
+                    exc, f"flush {uid!r} to disk", self.local.tmp_dir
+                ) from exc
             if self.local.fits(meta.size):
                 self.local.place(tmp, uid, sha256, meta.etag)
             else:  # safely in the lake, but larger than RADOPS_CACHE_MAX_BYTES allows locally
@@ -574,8 +614,6 @@ class DataLake:
                 else:
                     with source.open("rb") as src, tmp.open("xb") as dst:
                         sha256, _ = copy_and_hash(src, dst)
-                        dst.flush()
-                        os.fsync(dst.fileno())
             source_ref = self._external_ref("file", str(source.resolve()))
             meta = self.create(
                 uid,

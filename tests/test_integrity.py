@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import random
 import threading
+from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from radops.integrity import HashingSink
+from radops.integrity import HashingSink, InOrderHasher
 
 CHUNKS = st.lists(st.binary(min_size=0, max_size=70_000), max_size=40)
 
@@ -46,3 +50,71 @@ def test_closing_a_background_sink_ends_its_hashing_thread() -> None:
     sink.close()
     running = {t.ident for t in threading.enumerate() if t.name == "radops-sha256"}
     assert running <= before
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    data=st.binary(min_size=0, max_size=300_000),
+    part_size=st.integers(min_value=1, max_value=80_000),
+    chunk_size=st.integers(min_value=1, max_value=30_000),
+    order=st.randoms(use_true_random=False),
+    retried=st.sets(st.integers(min_value=0, max_value=20), max_size=3),
+)
+def test_parts_written_out_of_order_are_hashed_in_order(
+    tmp_path_factory: pytest.TempPathFactory,
+    data: bytes,
+    part_size: int,
+    chunk_size: int,
+    order: random.Random,
+    retried: set[int],
+) -> None:
+    """As boto3 writes a parallel download: parts in any order, each in chunks at its offset,
+    some parts written twice (a retry). The digest is the sha256 of the whole file."""
+    parts = [(start, data[start : start + part_size]) for start in range(0, len(data), part_size)]
+    order.shuffle(parts)
+    retries = [parts[i] for i in sorted(retried) if i < len(parts)]
+    path = tmp_path_factory.mktemp("parts") / "download.bin"
+    with path.open("x+b") as target, InOrderHasher(target.fileno()) as sink:
+        for start, part in parts + retries:
+            for offset in range(0, len(part), chunk_size):
+                sink.seek(start + offset)
+                sink.write(part[offset : offset + chunk_size])
+        digest = sink.hexdigest()
+    assert path.read_bytes() == data
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert sink.size == len(data)
+
+
+def test_bytes_already_hashed_are_never_rewritten(tmp_path: Path) -> None:
+    """A retried part whose bytes differ (the object changed between two requests) cannot
+    make the file differ from what was hashed: the first bytes stay, the digest matches them."""
+    path = tmp_path / "download.bin"
+    with path.open("x+b") as target, InOrderHasher(target.fileno()) as sink:
+        sink.write(b"first part|")
+        sink.seek(0)
+        sink.write(b"FIRST PART|second")
+        digest = sink.hexdigest()
+    assert path.read_bytes() == b"first part|second"
+    assert digest == hashlib.sha256(b"first part|second").hexdigest()
+
+
+def test_a_missing_part_leaves_the_size_short(tmp_path: Path) -> None:
+    """A hole (a part never written) stops the hash at the hole: the size check catches it."""
+    path = tmp_path / "download.bin"
+    with path.open("x+b") as target, InOrderHasher(target.fileno()) as sink:
+        sink.write(b"a" * 10)
+        sink.seek(20)
+        sink.write(b"c" * 10)
+        sink.hexdigest()
+    assert sink.size == 10
+    assert os.path.getsize(path) == 30
+
+
+def test_a_file_that_cannot_be_read_back_is_an_error(tmp_path: Path) -> None:
+    """Opened write-only, the file cannot be hashed: hexdigest raises, never a wrong digest."""
+    path = tmp_path / "download.bin"
+    with path.open("xb") as target:
+        sink = InOrderHasher(target.fileno())
+        sink.write(b"data")
+        with pytest.raises(OSError, match="Bad file descriptor"):
+            sink.hexdigest()

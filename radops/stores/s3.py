@@ -27,7 +27,7 @@ from urllib.parse import quote, unquote
 
 from radops import writers
 from radops.errors import FileExistsInLakeError, FileNotInLakeError, IntegrityError, StoreError
-from radops.integrity import HashingSink
+from radops.integrity import HashingSink, InOrderHasher
 from radops.stores.base import SHA256_KEY, ObjectMeta, Progress
 from radops.uids import RESERVED_PREFIX, validate_uid
 
@@ -390,27 +390,27 @@ class S3Store:
         # IfMatch pins a small download to the version whose sha256 we just read; the
         # transfer manager does not accept it, and there the sha256 check alone protects.
         pin: dict[str, Any] = {"IfMatch": meta.etag} if meta.etag else {}
+        sink: HashingSink | InOrderHasher
         try:
-            with (
-                dest.open("xb") as target,
-                HashingSink(
-                    target, background=meta.size >= self.transfer.multipart_threshold
-                ) as sink,
-            ):
+            with dest.open("x+b") as target:  # read too: InOrderHasher reads back
                 if meta.size < self.transfer.multipart_threshold:
-                    body = self.client.get_object(Bucket=self.bucket, Key=s3_key, **pin)["Body"]
-                    for chunk in body.iter_chunks(1024 * 1024):
-                        sink.write(chunk)
-                        if progress:
-                            progress(len(chunk))
+                    with HashingSink(target) as sink:
+                        response = self.client.get_object(Bucket=self.bucket, Key=s3_key, **pin)
+                        for chunk in response["Body"].iter_chunks(1024 * 1024):
+                            sink.write(chunk)
+                            if progress:
+                                progress(len(chunk))
                 else:
-                    future = self._transfer_manager().download(
-                        self.bucket,
-                        s3_key,
-                        sink,
-                        subscribers=[_ProgressSubscriber(meta.size, progress)],
-                    )
-                    future.result()
+                    # Parts land at their offsets as they arrive; a thread hashes the file
+                    # in order behind them (see InOrderHasher).
+                    with InOrderHasher(target.fileno()) as sink:
+                        future = self._transfer_manager().download(
+                            self.bucket,
+                            s3_key,
+                            sink,
+                            subscribers=[_ProgressSubscriber(meta.size, progress)],
+                        )
+                        future.result()
         except ClientError as exc:
             if _error_code(exc) in ("404", "NoSuchKey"):
                 raise FileNotInLakeError(f"{key!r} is not in the data lake {self.url}") from exc
