@@ -45,6 +45,10 @@ CREATE TABLE IF NOT EXISTS local_files (
     mtime_ns INTEGER NOT NULL,
     ino INTEGER NOT NULL,
     etag TEXT
+);
+CREATE TABLE IF NOT EXISTS lake (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    url TEXT NOT NULL
 )
 """
 
@@ -152,12 +156,18 @@ class LocalStorage:
     """
 
     def __init__(
-        self, root: Path, state_dir: Path, tmp_dir: Path, max_bytes: int | None = None
+        self,
+        root: Path,
+        state_dir: Path,
+        tmp_dir: Path,
+        max_bytes: int | None = None,
+        lake: str | None = None,
     ) -> None:
         self.root = root
         self.state_dir = state_dir
         self.tmp_dir = tmp_dir
         self.max_bytes = max_bytes
+        self.lake = lake  # the lake whose files these are (None: not checked)
         self._db: sqlite3.Connection | None = None
         self._lock = threading.RLock()
         self._verified: dict[str, Fingerprint] = {}
@@ -185,6 +195,7 @@ class LocalStorage:
         file, which fails the check; the caller then takes the checked slow path. It also
         leaves no moment between the check and the open (the slow path stats, then opens).
         """
+        self._check_owner()
         if self._root_dev is None:
             try:
                 real_root = os.path.realpath(self.root)
@@ -197,9 +208,13 @@ class LocalStorage:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             return None
-        stat = os.fstat(fd)
-        if stat.st_dev == self._root_dev and self.is_trusted(uid, stat):
-            return fd, path
+        try:
+            stat = os.fstat(fd)
+            if stat.st_dev == self._root_dev and self.is_trusted(uid, stat):
+                return fd, path
+        except BaseException:
+            os.close(fd)
+            raise
         os.close(fd)
         return None
 
@@ -259,8 +274,28 @@ class LocalStorage:
                 except OSError as exc:
                     raise local_storage_error(exc, f"create {path}", self.state_dir) from exc
                 db = open_wal_database(path, _SCHEMA)
+            try:
+                self._check_lake(db)
+            except BaseException:
+                db.close()
+                raise
             self._db = db
         return self._db
+
+    def _check_lake(self, db: sqlite3.Connection) -> None:
+        """Refuse to serve another lake's files: two lakes can each have a file ``x``, and a
+        cached ``x`` of one would pass for the other's (the fingerprint is the file's own)."""
+        if self.lake is None:
+            return
+        with self._sql("check which lake local storage belongs to"):
+            db.execute("INSERT OR IGNORE INTO lake VALUES (1, ?)", (self.lake,))
+            owner = db.execute("SELECT url FROM lake").fetchone()[0]
+        if owner != self.lake:
+            raise LocalStorageError(
+                f"local storage {self.root} holds files of the data lake {owner}, not of "
+                f"{self.lake}: use one RADOPS_HOME per lake (set RADOPS_HOME, or home= in "
+                "Python)"
+            )
 
     @contextlib.contextmanager
     def _sql(self, doing: str) -> Iterator[None]:
@@ -299,13 +334,18 @@ class LocalStorage:
         """``os.stat`` of the cached file, or None if it is not in local storage."""
         return self.stat_path(self.path(uid))
 
-    @staticmethod
-    def stat_path(path: Path) -> os.stat_result | None:
+    def stat_path(self, path: Path) -> os.stat_result | None:
         """``os.stat`` of ``path`` (from :meth:`path`), or None if there is no such file."""
+        self._check_owner()
         try:
             return path.stat()
         except (FileNotFoundError, NotADirectoryError):
             return None
+
+    def _check_owner(self) -> None:
+        """Before anything is looked up in local storage that exists: is it this lake's?"""
+        if self._db is None and self.lake is not None and os.path.isdir(self.root):
+            self.db  # noqa: B018 - opening the index checks which lake it belongs to
 
     def is_trusted(self, uid: str, stat: os.stat_result) -> bool:
         """True if the file is exactly as radops placed it (fingerprint unchanged)."""
@@ -380,6 +420,7 @@ class LocalStorage:
         """Every file present in local storage, radops-placed or not, in key order."""
         if not self.root.is_dir():
             return
+        self._check_owner()
         found: list[str] = []
         for dirpath, dirnames, filenames in os.walk(self.root):
             rel = os.path.relpath(dirpath, self.root)

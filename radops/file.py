@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from _typeshed import ReadableBuffer as Buffer
 
     from radops.cache import LocalStorage
+    from radops.creator import CallContext
     from radops.lake import DataLake
     from radops.stores import Progress
 
@@ -137,24 +138,22 @@ class File:
         if mode in _READ_MODES:
             if not _READ_MODES[mode]:
                 kwargs.setdefault("encoding", "utf-8")
-            if active_call() is None:
-                return self.lake.open_for_reading(self._uid, mode, **kwargs)
-            return self._read_in_call(mode, kwargs)
+            return _Reading(self, mode, kwargs)
         if mode in _WRITE_MODES:
             return self._write(_WRITE_MODES[mode], kwargs)
         raise ValueError(f"unsupported mode {mode!r}: use 'r', 'rb', 'w' or 'wb'")
 
     @contextlib.contextmanager
-    def _read_in_call(self, mode: str, kwargs: dict[str, Any]) -> Iterator[IO[Any]]:
+    def _read_in_call(
+        self, call: CallContext, mode: str, kwargs: dict[str, Any]
+    ) -> Iterator[IO[Any]]:
         """A read inside a ``file_creator`` function: staged outputs, and inputs noted."""
-        call = active_call()
-        if call is not None:
-            staged = call.staged_path(self._uid)
-            if staged is not None:  # an output this call wrote and has not committed yet
-                with open(staged, mode, **kwargs) as handle:
-                    yield handle
-                return
-            call.note_read(self._uid)
+        staged = call.staged_path(self._uid)
+        if staged is not None:  # an output this call wrote and has not committed yet
+            with open(staged, mode, **kwargs) as handle:
+                yield handle
+            return
+        call.note_read(self._uid)
         with self.lake.open_for_reading(self._uid, mode, **kwargs) as handle:
             yield handle
 
@@ -317,3 +316,31 @@ def _restore(uid: str, remote: str | None, endpoint: str | None) -> File:
 
         handle._lake = lake_on(remote, endpoint)
     return handle
+
+
+class _Reading:
+    """What ``File.open("r")`` returns. Whether the read is part of a ``file_creator`` call is
+    decided when the ``with`` block is entered, not when ``open`` is called."""
+
+    __slots__ = ("_file", "_inner", "_kwargs", "_mode")
+
+    def __init__(self, file: File, mode: str, kwargs: dict[str, Any]) -> None:
+        self._file = file
+        self._mode = mode
+        self._kwargs = kwargs
+        self._inner: contextlib.AbstractContextManager[IO[Any]] | None = None
+
+    def __enter__(self) -> IO[Any]:
+        call = active_call()
+        if call is None:
+            self._inner = self._file.lake.open_for_reading(
+                self._file.uid, self._mode, **self._kwargs
+            )
+        else:
+            self._inner = self._file._read_in_call(call, self._mode, self._kwargs)
+        return self._inner.__enter__()
+
+    def __exit__(self, *exc_info: Any) -> bool | None:
+        if self._inner is None:
+            return None  # never entered
+        return self._inner.__exit__(*exc_info)

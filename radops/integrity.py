@@ -108,8 +108,8 @@ class HashingSink(io.RawIOBase):
 
 
 class InOrderHasher(io.RawIOBase):
-    """A seekable, write-only file over ``fd`` (open for reading and writing), for parallel
-    downloads.
+    """A seekable, write-only file over ``fd`` (open for reading and writing, closed by
+    :meth:`close`: pass a ``os.dup`` of a file's descriptor), for parallel downloads.
 
     Parts are written at their offsets as they arrive (as boto3's ``download_file`` does), and
     a thread hashes the file in order, as far as it is contiguous, reading back what was just
@@ -122,6 +122,7 @@ class InOrderHasher(io.RawIOBase):
     def __init__(self, fd: int) -> None:
         super().__init__()
         self._fd = fd
+        self._open = threading.Lock()
         self._pos = 0
         self._contiguous = 0  # bytes [0, _contiguous) are written
         self._pending: dict[int, int] = {}  # start -> end of ranges written beyond that
@@ -160,9 +161,13 @@ class InOrderHasher(io.RawIOBase):
         skip = max(0, min(self._contiguous, end) - start)  # already written: keep the first
         offset = start + skip
         remaining = view[skip:]
-        while remaining:
-            done = os.pwrite(self._fd, remaining, offset)
-            remaining, offset = remaining[done:], offset + done
+        with self._open:  # close() waits for a write in progress, and no write follows it
+            if self.closed:
+                # A part still arriving after an interrupted download was given up.
+                raise ValueError("write to a closed InOrderHasher")
+            while remaining:
+                done = os.pwrite(self._fd, remaining, offset)
+                remaining, offset = remaining[done:], offset + done
         if end > start + skip:
             self._mark_written(start + skip, end)
         return view.nbytes
@@ -216,8 +221,12 @@ class InOrderHasher(io.RawIOBase):
         return self._digest.hexdigest()
 
     def close(self) -> None:
+        """Finish hashing and close the descriptor (it belongs to this object)."""
         self._finish_hashing()
-        super().close()
+        with self._open:
+            if not self.closed:
+                os.close(self._fd)
+                super().close()
 
 
 #: Chunks a background hash may lag behind the writes (boto3 writes 256 KiB at a time).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import hashlib
 import logging
 import os
 import threading
@@ -185,6 +186,7 @@ class DataLake:
             settings.state_dir,
             settings.tmp_dir,
             max_bytes=settings.cache_max_bytes,
+            lake=settings.remote,
         )
 
     @classmethod
@@ -778,15 +780,20 @@ _others: dict[tuple[str, str | None], DataLake] = {}
 
 
 def lake_on(remote: str, s3_endpoint_url: str | None = None) -> DataLake:
-    """This process's lake on ``remote``: the default lake if it is there, else one configured
-    like it (environment, config file) but on ``remote``, made once per process."""
+    """This process's lake on ``remote``: the default lake if it is there; else one configured
+    like it (environment, config file) but on ``remote``, with a home of its own under the
+    default lake's (``lakes/<digest>``: local storage holds the files of one lake only), made
+    once per process."""
     lake = default_lake()
     if (lake.settings.remote, lake.settings.s3_endpoint_url) == (remote, s3_endpoint_url):
         return lake
+    key = (remote, s3_endpoint_url)
     with _default_lock:
-        key = (remote, s3_endpoint_url)
         if key not in _others:
-            _others[key] = DataLake(Settings.load(remote=remote, s3_endpoint_url=s3_endpoint_url))
+            digest = hashlib.sha256(f"{remote}\n{s3_endpoint_url or ''}".encode()).hexdigest()
+            home = lake.settings.home / "lakes" / digest[:16]
+            settings = Settings.load(home=home, remote=remote, s3_endpoint_url=s3_endpoint_url)
+            _others[key] = DataLake(settings)
         return _others[key]
 
 

@@ -752,3 +752,29 @@ def test_skips_are_printed_on_stderr_with_an_explicit_lake(tmp_path: Path) -> No
     assert "radops: __main__.gen skipped: its outputs are already in the data lake" in (
         result.stderr
     )
+
+
+def test_a_read_opened_before_the_call_and_entered_in_it_is_recorded(lake: DataLake) -> None:
+    """Whether a read is an input of the call is decided when its ``with`` block starts."""
+    source = lake.file("early-in.txt")
+    with source.open("w") as handle:
+        handle.write("read inside")
+    opening = source.open("r")  # created outside any call
+
+    @file_creator
+    def copy_it(output_uid: str) -> File:
+        with opening as handle:
+            text = handle.read()
+        out = File(output_uid)
+        with out.open("w") as handle:
+            handle.write(text)
+        return out
+
+    set_default_lake(lake)
+    try:
+        copy_it(output_uid="early-out.txt")
+    finally:
+        set_default_lake(None)
+    creation = lake.lineage.creation_of("early-out.txt")
+    assert creation is not None
+    assert creation["run"]["facets"]["radops"]["inputs"] == ["early-in.txt"]

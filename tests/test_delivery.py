@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -254,6 +255,31 @@ def test_a_queued_event_cut_short_is_set_aside(
     aside = cut.with_suffix(".unreadable")
     assert aside.read_text() == partial
     assert f"could not be read; it is kept in {aside}" in caplog.text
+
+
+@pytest.mark.parametrize("remote", ["directory"], indirect=True)
+def test_the_sender_thread_ends_when_idle_and_comes_back(
+    make_lake: MakeLake, consumer: Consumer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One sender thread serves a burst of creations, ends once the queue stays empty, and a
+    later creation starts a new one: an unused outbox leaves no thread behind."""
+    from radops.lineage import delivery
+
+    monkeypatch.setattr(delivery, "IDLE_EXIT", 0.2)
+    consumer.start()
+    lake = make_lake("machine-a", marquez_url=consumer.url)
+    outbox = lake.lineage.outbox
+    with lake.file("one.txt").open("w") as handle:
+        handle.write("1")
+    assert outbox.wait(60)
+    deadline = time.monotonic() + 30
+    while outbox._thread is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert outbox._thread is None  # ended: idle for longer than IDLE_EXIT
+    with lake.file("two.txt").open("w") as handle:
+        handle.write("2")
+    assert outbox.wait(60)
+    assert len(consumer.run_keys()) == 4  # START and COMPLETE of both, each once
 
 
 KILLED = textwrap.dedent(

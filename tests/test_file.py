@@ -259,14 +259,30 @@ def test_a_handle_sent_to_another_process_is_a_reference(
             remote=str(tmp_path / "other-remote"),
             email=TEST_EMAIL,
         )
-        set_default_lake(DataLake(elsewhere))  # the receiver's default lake is elsewhere
+        other = DataLake(elsewhere)
+        with other.file("shared.txt").open("wb") as mine:  # same uid, another lake
+            mine.write(b"made in the other lake")
+        set_default_lake(other)  # the receiver's default lake is elsewhere
         received = pickle.loads(pickle.dumps(handle))
         assert received.lake.settings.remote == sender.settings.remote
-        assert received.lake is not sender
+        assert received.lake.settings.home != other.settings.home  # its own local storage
         assert pickle.loads(pickle.dumps(handle)).lake is received.lake  # one per process
         assert _read(received.lake, "shared.txt") == b"made by the sender"
+        assert _read(other, "shared.txt") == b"made in the other lake"
     finally:
         set_default_lake(None)
+
+
+@pytest.mark.parametrize("remote", ["directory"], indirect=True)
+def test_one_home_never_serves_the_files_of_two_lakes(lake: DataLake, tmp_path: Path) -> None:
+    """Two lakes can each have a file "x": a home that cached one lake's refuses another lake
+    (one clear error) instead of passing its cached "x" off as the other's."""
+    _write(lake, "x.txt", b"lake one")
+    settings = Settings.load(
+        env={}, home=lake.settings.home, remote=str(tmp_path / "lake-two"), email=TEST_EMAIL
+    )
+    with pytest.raises(LocalStorageError, match="one RADOPS_HOME per lake"):
+        _read(DataLake(settings), "x.txt")
 
 
 def test_a_handle_without_a_lake_stays_without_one() -> None:

@@ -74,7 +74,7 @@ def test_parts_written_out_of_order_are_hashed_in_order(
     order.shuffle(parts)
     retries = [parts[i] for i in sorted(retried) if i < len(parts)]
     path = tmp_path_factory.mktemp("parts") / "download.bin"
-    with path.open("x+b") as target, InOrderHasher(target.fileno()) as sink:
+    with path.open("x+b") as target, InOrderHasher(os.dup(target.fileno())) as sink:
         for start, part in parts + retries:
             for offset in range(0, len(part), chunk_size):
                 sink.seek(start + offset)
@@ -89,7 +89,7 @@ def test_bytes_already_hashed_are_never_rewritten(tmp_path: Path) -> None:
     """A retried part whose bytes differ (the object changed between two requests) cannot
     make the file differ from what was hashed: the first bytes stay, the digest matches them."""
     path = tmp_path / "download.bin"
-    with path.open("x+b") as target, InOrderHasher(target.fileno()) as sink:
+    with path.open("x+b") as target, InOrderHasher(os.dup(target.fileno())) as sink:
         sink.write(b"first part|")
         sink.seek(0)
         sink.write(b"FIRST PART|second")
@@ -101,7 +101,7 @@ def test_bytes_already_hashed_are_never_rewritten(tmp_path: Path) -> None:
 def test_a_missing_part_leaves_the_size_short(tmp_path: Path) -> None:
     """A hole (a part never written) stops the hash at the hole: the size check catches it."""
     path = tmp_path / "download.bin"
-    with path.open("x+b") as target, InOrderHasher(target.fileno()) as sink:
+    with path.open("x+b") as target, InOrderHasher(os.dup(target.fileno())) as sink:
         sink.write(b"a" * 10)
         sink.seek(20)
         sink.write(b"c" * 10)
@@ -114,7 +114,22 @@ def test_a_file_that_cannot_be_read_back_is_an_error(tmp_path: Path) -> None:
     """Opened write-only, the file cannot be hashed: hexdigest raises, never a wrong digest."""
     path = tmp_path / "download.bin"
     with path.open("xb") as target:
-        sink = InOrderHasher(target.fileno())
+        sink = InOrderHasher(os.dup(target.fileno()))
         sink.write(b"data")
         with pytest.raises(OSError, match="Bad file descriptor"):
             sink.hexdigest()
+
+
+def test_a_part_arriving_after_the_download_was_given_up_is_refused(tmp_path: Path) -> None:
+    """Interrupted (Ctrl-C), a download closes its file while boto3 may still be writing a
+    part: that write fails; it never lands in whatever file reuses the descriptor number."""
+    path = tmp_path / "download.bin"
+    with path.open("x+b") as target:
+        sink = InOrderHasher(os.dup(target.fileno()))
+        sink.write(b"first")
+        sink.close()
+    other = tmp_path / "other.bin"
+    with other.open("x+b"), pytest.raises(ValueError, match="closed"):
+        sink.write(b"late part")
+    assert other.read_bytes() == b""
+    assert path.read_bytes() == b"first"

@@ -30,6 +30,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ANSWER_TIMEOUT",
     "EXIT_WAIT",
+    "IDLE_EXIT",
     "FlushResult",
     "Outbox",
     "Transport",
@@ -60,6 +62,9 @@ Transport = Any  # an openlineage.client.transport.Transport: anything with emit
 #: ``RADOPS_LINEAGE_TIMEOUT``). Abandoning a request the consumer still processes makes it
 #: deliver the event, and the retry delivers it again.
 ANSWER_TIMEOUT = 60.0
+
+#: Seconds the sender thread stays once the queue is empty, for the next creation's events.
+IDLE_EXIT = 10.0
 
 #: Seconds a process waits at exit for its queued events to go out (not when the consumer just
 #: failed); whatever is left stays queued for the next process or ``radops lineage flush``.
@@ -208,10 +213,12 @@ class Outbox:
             self._thread = threading.Thread(target=self._run, name="radops-lineage", daemon=True)
             self._thread.start()
             if not self._atexit_registered:  # Fix: once, not at every (re)start of the sender
-                atexit.register(self.close, EXIT_WAIT)
+                # Through a weak reference: an outbox nobody uses any more can go.
+                atexit.register(_close_at_exit, weakref.ref(self))
                 self._atexit_registered = True
 
     def _run(self) -> None:
+        idle_since: float | None = None
         while not self._stop:
             self._wake.wait(timeout=max(1.0, self._retry_after - time.monotonic()))
             self._wake.clear()
@@ -236,8 +243,20 @@ class Outbox:
             else:
                 self._failures = 0
                 self._retry_after = 0.0
-            # The sender stays for the life of the process (a daemon thread, idle on its wake
-            # event): starting a thread for every creation cost more than sending its events.
+            # The sender stays while events keep coming (starting a thread for every creation
+            # cost more than sending its events) and ends after IDLE_EXIT seconds of an empty
+            # queue. It decides to end under the lock _start() takes, and drops itself, so an
+            # event queued meanwhile starts a new sender instead of waiting (no lost wake-up).
+            with self._lock:
+                if self.pending():
+                    idle_since = None
+                    continue
+                now = time.monotonic()
+                idle_since = now if idle_since is None else idle_since
+                if now - idle_since >= IDLE_EXIT:
+                    if self._thread is threading.current_thread():
+                        self._thread = None
+                    return
 
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the queue to drain; True if it did."""
@@ -258,6 +277,12 @@ class Outbox:
             self.wait(timeout)
         self._stop = True
         self._wake.set()
+
+
+def _close_at_exit(outbox: weakref.ref[Outbox]) -> None:
+    alive = outbox()
+    if alive is not None:
+        alive.close(EXIT_WAIT)
 
 
 def transport_from_settings(settings: Settings) -> Transport | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -403,7 +404,7 @@ class S3Store:
                 else:
                     # Parts land at their offsets as they arrive; a thread hashes the file
                     # in order behind them (see InOrderHasher).
-                    with InOrderHasher(target.fileno()) as sink:
+                    with InOrderHasher(os.dup(target.fileno())) as sink:
                         future = self._transfer_manager().download(
                             self.bucket,
                             s3_key,
