@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -124,8 +123,6 @@ def _fetch(
                             )
                         if progress:
                             progress(len(chunk))
-                    target_file.flush()
-                    os.fsync(target_file.fileno())
                 encoded = response.headers.get("content-encoding", "identity") != "identity"
                 if expected is not None and not encoded and sink.size != int(expected):
                     raise DownloadError(
