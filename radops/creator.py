@@ -7,6 +7,7 @@ nothing the function writes reaches the lake unless the function returns normall
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -34,7 +35,14 @@ if TYPE_CHECKING:
     from radops.lineage.events import DatasetRef
     from radops.lineage.source import SourceInfo
 
-__all__ = ["CallContext", "OutputsError", "active_call", "file_creator"]
+__all__ = [
+    "CallContext",
+    "CallReport",
+    "OutputsError",
+    "active_call",
+    "file_creator",
+    "reporting_calls",
+]
 
 log = logging.getLogger("radops")
 
@@ -122,6 +130,56 @@ _active: contextvars.ContextVar[CallContext | None] = contextvars.ContextVar(
 def active_call() -> CallContext | None:
     """The ``file_creator`` call running in this context, if any."""
     return _active.get()
+
+
+@attrs.frozen
+class CallReport:
+    """What one ``file_creator`` call did (see :func:`reporting_calls`).
+
+    Attributes:
+        job: the function, as recorded (``module.qualname``).
+        outcome: ``"ran"``; ``"skipped"`` (its outputs were in the lake); or ``"lost race"``
+            (it ran, but another process recorded the same outputs first, and the call
+            returned those: the lake holds one copy, made by the other run).
+        outputs: the uids of the call's own outputs: made by it, found in the lake, or made
+            by the run that won the race.
+    """
+
+    job: str
+    outcome: str
+    outputs: tuple[str, ...]
+
+
+_reports: contextvars.ContextVar[tuple[list[CallReport], ...]] = contextvars.ContextVar(
+    "radops_call_reports", default=()
+)
+
+
+@contextlib.contextmanager
+def reporting_calls() -> Iterator[list[CallReport]]:
+    """Collect a :class:`CallReport` for each ``file_creator`` call the block makes.
+
+    Calls made in this thread (or asyncio task) are reported as they end, inner calls before
+    the call that made them::
+
+        with reporting_calls() as calls:
+            clean(raw)
+        print(calls[-1].outcome)   # "ran", "skipped" or "lost race"
+    """
+    reports: list[CallReport] = []
+    token = _reports.set((*_reports.get(), reports))
+    try:
+        yield reports
+    finally:
+        _reports.reset(token)
+
+
+def _report(job: str, outcome: str, outputs: list[str]) -> None:
+    listeners = _reports.get()
+    if listeners:
+        report = CallReport(job, outcome, tuple(outputs))
+        for reports in listeners:
+            reports.append(report)
 
 
 @overload
@@ -299,6 +357,7 @@ class _Step:
                 self.source.file or "source",
                 how,
             )
+        _report(self.job_name, "skipped", outputs)
         return _rebuild(lake, explicit, outputs, returned, single)
 
     # -- running ----------------------------------------------------------------------------
@@ -373,6 +432,7 @@ class _Step:
                 _record_quietly(lake, creation, "FAIL", exc)
                 raise
             _record_quietly(lake, creation, "ABORT", None)
+            _report(self.job_name, "lost race", exc.outputs)
             return exc.result
 
     def _inputs(self, lake: DataLake, inputs: list[File], context: CallContext) -> list[DatasetRef]:
@@ -416,6 +476,7 @@ class _Step:
             # outputs of a call without its creation record (a retry then starts clean).
             lake.rollback(committed)
             raise
+        _report(self.job_name, "ran", list(context.staged))
         context.staged.clear()
         return result
 
@@ -442,14 +503,10 @@ class _Step:
                     "and run it again"
                 )
             # Another process made the same outputs first: use theirs, as a skip would.
+            outputs = list(context.staged)
             raise _LostRace(
-                _rebuild(
-                    lake,
-                    context.explicit,
-                    list(context.staged),
-                    _returned_json(result),
-                    context.single,
-                )
+                _rebuild(lake, context.explicit, outputs, _returned_json(result), context.single),
+                outputs,
             )
 
 
@@ -465,9 +522,10 @@ _RUN: Any = _Run()
 
 
 class _LostRace(Exception):
-    def __init__(self, result: Any) -> None:
+    def __init__(self, result: Any, outputs: list[str]) -> None:
         super().__init__("lost the race")
         self.result = result
+        self.outputs = outputs
 
 
 def _commit_output(lake: DataLake, staged: _Staged, metadata: dict[str, str]) -> bool:

@@ -24,7 +24,7 @@ import pytest
 
 from radops.canonical import ParameterError
 from radops.creator import OutputsError, UntrackedOutputError
-from radops.data_lake import File, file_creator
+from radops.data_lake import File, file_creator, reporting_calls
 from radops.lake import DataLake, set_default_lake
 from radops.settings import Settings
 from tests.conftest import TEST_EMAIL, MakeLake
@@ -778,3 +778,74 @@ def test_a_read_opened_before_the_call_and_entered_in_it_is_recorded(lake: DataL
     creation = lake.lineage.creation_of("early-out.txt")
     assert creation is not None
     assert creation["run"]["facets"]["radops"]["inputs"] == ["early-in.txt"]
+
+
+@file_creator
+def scaled_twice(src: File) -> File:
+    """A step that calls another step."""
+    return scale(scale(src))
+
+
+def test_reporting_calls_says_what_each_call_did(lake: DataLake) -> None:
+    """Ran or skipped, with the call's own outputs; inner calls before the call that made
+    them; nested blocks each see their calls."""
+    src = put(lake, "report-in.txt", "a")
+    with reporting_calls() as first:
+        twice = scaled_twice(src)
+    with reporting_calls() as outer:
+        with reporting_calls() as inner:
+            scaled_twice(src)
+        scale(src, factor=3)
+    scale(src, factor=4)  # outside any block: reported nowhere
+    step, inner_step = f"{MODULE}.scaled_twice", f"{MODULE}.scale"
+    assert [(r.job, r.outcome) for r in first] == [
+        (inner_step, "ran"),
+        (inner_step, "ran"),
+        (step, "ran"),  # it returns scale's file: no output of its own, so it never skips
+    ]
+    assert first[1].outputs == (twice.uid,)
+    assert first[2].outputs == ()
+    assert [(r.job, r.outcome) for r in inner] == [
+        (inner_step, "skipped"),
+        (inner_step, "skipped"),
+        (step, "ran"),
+    ]
+    assert inner[1].outputs == (twice.uid,)
+    assert outer[:3] == inner
+    assert [(r.job, r.outcome) for r in outer[3:]] == [(inner_step, "ran")]
+    assert len(outer) == 4
+
+
+def test_a_miss_resyncs_at_most_once_a_second_and_a_late_rerun_settles(
+    make_lake: MakeLake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Right after a sync, a call another machine has just recorded runs again here, loses the
+    race at the upload and returns the other machine's file; once the interval is over, the
+    miss syncs and the call is skipped."""
+    from radops.lineage import recorder
+
+    here, there = make_lake("machine-a"), make_lake("machine-b")
+    set_default_lake(here)
+    try:
+        generate(1)  # a miss: syncs `here`'s index now
+        set_default_lake(there)
+        made_there = generate(2)
+        set_default_lake(here)
+        monkeypatch.setattr(recorder, "CALL_RESYNC_INTERVAL", 3600.0)
+        with reporting_calls() as reports:
+            rerun = generate(2)
+        assert CALLS["generate"] == 3  # it ran again here
+        assert [r.outcome for r in reports] == ["lost race"]
+        assert rerun.uid == made_there.uid
+        assert read(rerun) == read(made_there)
+
+        set_default_lake(there)
+        generate(3)
+        set_default_lake(here)
+        monkeypatch.setattr(recorder, "CALL_RESYNC_INTERVAL", 0.0)
+        with reporting_calls() as reports:
+            generate(3)
+        assert CALLS["generate"] == 4  # not run here: found by the sync
+        assert [r.outcome for r in reports] == ["skipped"]
+    finally:
+        set_default_lake(None)

@@ -12,21 +12,17 @@ its own entry point.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
-import logging
 import random
 import statistics
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from distributed import Worker, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from radops.data_lake import DataLake, File, file_creator, set_default_lake
+from radops.data_lake import DataLake, File, file_creator, reporting_calls, set_default_lake
 
 # -- the steps ----------------------------------------------------------------------------------
 
@@ -75,42 +71,18 @@ class Outcome:
     skipped: bool
 
 
-@contextlib.contextmanager
-def skip_messages() -> Iterator[list[str]]:
-    """Collect the "skipped" messages radops logs in this thread during the block.
-
-    radops logs them at INFO, its default level: with ``RADOPS_LOG_LEVEL=WARNING`` there are
-    none, and every call would count as having run.
-    """
-    messages: list[str] = []
-    thread = threading.get_ident()
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if record.thread == thread and " skipped: " in record.getMessage():
-                messages.append(record.getMessage())
-
-    handler = Collect()
-    logger = logging.getLogger("radops")
-    logger.addHandler(handler)
-    try:
-        yield messages
-    finally:
-        logger.removeHandler(handler)
-
-
 def simulate_task(day: int) -> Outcome:
     """Make (or find) ``readings/day-NN.csv`` on this worker."""
-    with skip_messages() as skipped:
+    with reporting_calls() as calls:
         out = simulate_day(day, output_uid=f"readings/day-{day:02d}.csv")
-    return Outcome(str(get_worker().name), out.uid, bool(skipped))
+    return Outcome(str(get_worker().name), out.uid, calls[-1].outcome == "skipped")
 
 
 def summarize_task(readings_uid: str, threshold: float) -> Outcome:
     """Summarize one day on this worker; the readings are downloaded only if the step runs."""
-    with skip_messages() as skipped:
+    with reporting_calls() as calls:
         out = summarize(File(readings_uid), threshold=threshold)
-    return Outcome(str(get_worker().name), out.uid, bool(skipped))
+    return Outcome(str(get_worker().name), out.uid, calls[-1].outcome == "skipped")
 
 
 # -- several workers on one machine, each with a home of its own ---------------------------------

@@ -13,13 +13,10 @@ The raw data (UCI's wine.data) must be in the lake first: ``radops datalake add 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import json
-import logging
 import pickle
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
@@ -27,7 +24,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 from sklearn.model_selection import train_test_split
 
-from radops.data_lake import File, file_creator
+from radops.data_lake import File, file_creator, reporting_calls
 
 # The columns of UCI's wine.data, which has no header line: the class (1-3), then measurements.
 COLUMNS = [
@@ -172,36 +169,13 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-@contextlib.contextmanager
-def skip_messages() -> Iterator[list[str]]:
-    """Collect the "skipped" messages radops logs (at INFO) in this thread during the block."""
-    messages: list[str] = []
-    thread = threading.get_ident()
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if record.thread == thread and " skipped: " in record.getMessage():
-                messages.append(record.getMessage())
-
-    handler = Collect()
-    logger = logging.getLogger("radops")
-    logger.addHandler(handler)
-    try:
-        yield messages
-    finally:
-        logger.removeHandler(handler)
-
-
 def run_step(label: str, step: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     """Call ``step`` and print one line: whether it ran or was skipped, and its outputs."""
-    with skip_messages() as skipped:
+    with reporting_calls() as calls:
         result = step(*args, **kwargs)
-    status = "skipped" if skipped else "ran"
-    if not logging.getLogger("radops").isEnabledFor(logging.INFO):
-        status = "done"  # RADOPS_LOG_LEVEL above INFO silences the skip messages: can't tell
     files = result if isinstance(result, list) else [result]
     uids = ", ".join(file.uid for file in files if isinstance(file, File))
-    print(f"{status:<8} {label:<22} -> {uids}", flush=True)
+    print(f"{calls[-1].outcome:<8} {label:<22} -> {uids}", flush=True)
     return result
 
 
