@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import functools
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from tests.example_runs import EXAMPLES, run, s3_user_env
+from tests.local_http import serving_folder
 
 EXAMPLE = EXAMPLES / "ml-pipeline"
 ROW = re.compile(r"^(ran|skipped) +(\S.*?) +-> (.+)$", re.MULTILINE)
 SWEEP_1 = ["clean", "split", "train max_depth=1", "evaluate max_depth=1"]
 SWEEP_1 += ["train max_depth=2", "evaluate max_depth=2", "report"]
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # no request log on the test's stderr
 
 
 @pytest.fixture
@@ -36,16 +29,8 @@ def wine_url(tmp_path: Path) -> Iterator[str]:
         check=True,
         capture_output=True,
     )
-    handler = functools.partial(_QuietHandler, directory=str(served))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/wine.data"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving_folder(served) as url:
+        yield f"{url}/wine.data"
 
 
 def pipeline_runs(stdout: str) -> list[dict[str, tuple[str, str]]]:

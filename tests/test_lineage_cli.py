@@ -7,10 +7,7 @@ machine would, on both remotes.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -23,6 +20,7 @@ from radops.data_lake import File, file_creator
 from radops.errors import FileNotInLakeError
 from radops.lake import DataLake
 from tests.conftest import TEST_EMAIL
+from tests.local_http import serving_folder
 from tests.olschema import validate_event
 
 MODULE = __name__
@@ -362,21 +360,8 @@ def http_files(tmp_path: Path) -> Iterator[str]:
     folder = tmp_path / "served"
     folder.mkdir()
     (folder / "table.csv").write_text("x,y\n3,4\n")
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    handler = functools.partial(Quiet, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving_folder(folder) as url:
+        yield url
 
 
 def test_add_url_records_the_url(lake: DataLake, cli_env: dict[str, str], http_files: str) -> None:

@@ -7,7 +7,6 @@ nothing that fails may be added or leave a temp file behind.
 from __future__ import annotations
 
 import http.server
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from radops.data_lake import File, file_creator
 from radops.lake import DataLake
 from radops.urls import DownloadError
 from tests.conftest import MakeLake
+from tests.local_http import serving
 
 BODY = b"0123456789" * 200  # 2000 bytes
 
@@ -69,15 +69,8 @@ class _Hostile(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def hostile() -> Iterator[str]:
     """A local HTTP server with misbehaving paths; yields its base URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(_Hostile) as url:
+        yield url
 
 
 def _assert_nothing_added(lake: DataLake, uid: str) -> None:

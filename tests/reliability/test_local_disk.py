@@ -13,14 +13,11 @@ what RADOPS_HOME's storage and tmp directories hold.
 from __future__ import annotations
 
 import errno
-import functools
-import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +26,7 @@ import pytest
 
 from radops.lake import DataLake
 from tests.conftest import MakeLake
+from tests.local_http import serving_folder
 
 pytestmark = pytest.mark.skipif(
     shutil.which("unshare") is None, reason="needs unshare (util-linux) for a real tmpfs"
@@ -180,21 +178,8 @@ OPERATIONS = ["cli-add", "cli-add-url", "write", "creator", "download"]
 @pytest.fixture
 def web(tmp_path: Path) -> Iterator[str]:
     """A local HTTP server for ``datalake add URL``: serves ``tmp_path``; yields its base URL."""
-    handler = functools.partial(_Quiet, directory=str(tmp_path))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+    with serving_folder(tmp_path) as url:
+        yield url
 
 
 def _source(op: str, file: Path, web: str) -> str:
