@@ -27,6 +27,8 @@ from benchmarks.harness import (
     BUCKET,
     Context,
     Row,
+    floor_row,
+    info_row,
     linear_fit,
     radops_command,
     ratio_row,
@@ -97,14 +99,11 @@ def case_1(ctx: Context) -> list[Row]:
     least, raw_again = ctx.compare("1 floor", floor, theirs)
     return [
         ratio_row("1", "File.open('w'), 1 KB, S3", mine, raw, 2.0, "vs put_object"),
-        Row(
+        floor_row(
             "1",
-            "  floor: raw HEAD + PUT + PUT",
-            seconds(least),
-            seconds(raw_again),
-            f"{least / raw_again:.2f}x",
-            "",
-            None,
+            "raw HEAD + PUT + PUT",
+            least,
+            raw_again,
             "the 3 requests of a creation, in order, nothing else",
         ),
     ]
@@ -204,15 +203,8 @@ def case_4(ctx: Context) -> list[Row]:
     least, raw_again = ctx.compare("4 floor", floor, theirs, inner=200)
     return [
         ratio_row("4", "cached File.open('rb'), 1 KB", mine, raw, 1.2, "vs open()"),
-        Row(
-            "4",
-            "  floor: open() + fstat",
-            seconds(least),
-            seconds(raw_again),
-            f"{least / raw_again:.2f}x",
-            "",
-            None,
-            "the checks of a trusted read, in raw Python",
+        floor_row(
+            "4", "open() + fstat", least, raw_again, "the checks of a trusted read, in raw Python"
         ),
     ]
 
@@ -327,15 +319,13 @@ def _transfer(
     # cores): the wall time cannot be under the total divided by the cores.
     cpu_ours, cpu_theirs = ctx.cpu_seconds(ours_down), ctx.cpu_seconds(theirs_down)
     rows.append(
-        Row(
+        info_row(
             "5",
             f"  CPU of a download {label} (client + server)",
             f"{cpu_ours:.2f} s",
-            f"{cpu_theirs:.2f} s",
-            f"{os.cpu_count()} cores",
-            "",
-            None,
             "radops vs download_file; the sha256 is CPU on top of a machine already busy",
+            baseline=f"{cpu_theirs:.2f} s",
+            ratio=f"{os.cpu_count()} cores",
         )
     )
     lake.remove_local(uid)
@@ -357,26 +347,18 @@ def _transfer(
     hashing = ctx.measure(hash_only, warmup=0, repeats=repeats)
     source.unlink()
     rows.append(
-        Row(
+        info_row(
             "5",
             f"sha256 limit {label} (radops' sha256_file)",
             f"{size / 1e6 / hashing:.0f} MB/s",
-            "",
-            "",
-            "",
-            None,
             "hashing alone, from the page cache, one thread",
         )
     )
     rows.append(
-        Row(
+        info_row(
             "5",
             f"disk copy limit {label} (cp + sync)",
             f"{size / 1e6 / limit:.0f} MB/s",
-            "",
-            "",
-            "",
-            None,
             "this disk's copy speed",
         )
     )
@@ -426,14 +408,10 @@ def case_6(ctx: Context) -> list[Row]:
             1.2,
             "vs boto3 paginator (process)",
         ),
-        Row(
+        info_row(
             "6",
             "datalake ls with the embedded index",
             "n/a",
-            "",
-            "",
-            "",
-            None,
             "ls lists the store; it does not use the index",
         ),
     ]
@@ -666,16 +644,7 @@ def case_9(ctx: Context) -> list[Row]:
             (True, "2 fsynced 1 KB files", "what fsyncing the queue would add instead"),
         ):
             rows.append(
-                Row(
-                    "9",
-                    f"  floor: {name}",
-                    seconds(ctx.measure(queue(durable))),
-                    "",
-                    "",
-                    "",
-                    None,
-                    note,
-                )
+                info_row("9", f"  floor: {name}", seconds(ctx.measure(queue(durable))), note)
             )
     finally:
         server.shutdown()

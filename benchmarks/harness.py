@@ -234,6 +234,25 @@ def seconds(value: float) -> str:
     return f"{value:.2f} s"
 
 
+def info_row(
+    case: str, name: str, radops: str, note: str, *, baseline: str = "", ratio: str = ""
+) -> Row:
+    """A row without a target: a limit, a floor or a figure reported for the analysis."""
+    return Row(case, name, radops, baseline, ratio, "", None, note)
+
+
+def floor_row(case: str, name: str, least: float, raw: float, note: str) -> Row:
+    """An info row timing a floor (raw operations radops needs) against the same baseline."""
+    return info_row(
+        case,
+        f"  floor: {name}",
+        seconds(least),
+        note,
+        baseline=seconds(raw),
+        ratio=f"{least / raw:.2f}x",
+    )
+
+
 def ratio_row(
     case: str,
     name: str,
