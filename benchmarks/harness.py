@@ -58,6 +58,7 @@ class Context:
     root: Path
     quick: bool
     profile: bool = False
+    profile_sort: str = "cumulative"
     profiles: list[str] = field(default_factory=list)
     _counter: Iterator[int] = field(default_factory=itertools.count)
     _lakes: list[DataLake] = field(default_factory=list)
@@ -195,7 +196,7 @@ class Context:
         profiler.disable()
         text = io.StringIO()
         stats = pstats.Stats(profiler, stream=text)
-        stats.sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(30)
+        stats.sort_stats(self.profile_sort).print_stats(30)
         self.profiles.append(f"### {label} ({calls} calls)\n{text.getvalue()}")
 
 

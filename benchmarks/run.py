@@ -122,6 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", action="store_true", help="print where the radops side spends its time"
     )
+    parser.add_argument(
+        "--profile-sort",
+        default="cumulative",
+        metavar="KEY",
+        help="order of --profile's lines: a pstats key (cumulative, tottime...)",
+    )
     args = parser.parse_args(argv)
     chosen = args.only or list(CASES)
 
@@ -134,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(scratch)
         (root / "seaweed").mkdir()
         server = start_seaweed(root / "seaweed")
-        ctx = Context(server, root, quick=args.quick, profile=args.profile)
+        ctx = Context(
+            server, root, quick=args.quick, profile=args.profile, profile_sort=args.profile_sort
+        )
         try:
             server.create_bucket(BUCKET)
             machine = machine_description(server)
