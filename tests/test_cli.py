@@ -218,18 +218,21 @@ def test_add_a_directory_adds_its_files_and_skips_links(cli_env, tmp_path):
     assert (storage(cli_env) / "raw" / "sub" / "b.txt").read_text() == "b"
 
 
-def test_add_a_directory_adds_nothing_if_any_uid_is_taken(cli_env, tmp_path):
+@pytest.mark.parametrize("prefix", ["raw/2024", ""])  # one listing of raw/2024/, or a HEAD each
+def test_add_a_directory_adds_nothing_if_any_uid_is_taken(cli_env, tmp_path, prefix):
     """Adding a directory again names the uids that exist, and adds none of its files."""
     tree = tmp_path / "tree"
     tree.mkdir()
     (tree / "a.txt").write_text("a")
-    run(cli_env, "datalake", "add", str(tree / "a.txt"), "--prefix", "raw")
+    taken = f"{prefix}/a.txt" if prefix else "a.txt"
+    run(cli_env, "datalake", "add", str(tree / "a.txt"), "--prefix", prefix)
+    run(cli_env, "datalake", "add", str(tree / "a.txt"), "raw/2024a.txt")  # beside, not in it
     (tree / "new.txt").write_text("new")
-    result = run(cli_env, "datalake", "add", str(tree), "--prefix", "raw", code=1)
-    assert "1 of the files already exist in the data lake (raw/a.txt): nothing added" in (
+    result = run(cli_env, "datalake", "add", str(tree), "--prefix", prefix, code=1)
+    assert f"1 of the files already exist in the data lake ({taken}): nothing added" in (
         error_line(result)
     )
-    assert [item["uid"] for item in ls_json(cli_env)] == ["raw/a.txt"]
+    assert [item["uid"] for item in ls_json(cli_env)] == sorted([taken, "raw/2024a.txt"])
     assert run(cli_env, "datalake", "add", str(tree), "one.txt", code=2).exit_code == 2
 
 

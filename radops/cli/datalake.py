@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import posixpath
 import sys
 from enum import Enum
 from pathlib import Path
@@ -144,7 +145,7 @@ def _add_directory(data_lake: DataLake, source: Path, prefix: str, move: bool) -
         if each.skipped:
             warn(f"skipped {each.path}: {each.skipped}")
     files = [(each.path, each.uid) for each in planned if each.uid is not None]
-    taken = [uid for _, uid in files if data_lake.head(uid) is not None]
+    taken = _in_the_lake(data_lake, [uid for _, uid in files])
     if taken:
         abort(
             f"{len(taken)} of the files already exist in the data lake "
@@ -160,6 +161,19 @@ def _add_directory(data_lake: DataLake, source: Path, prefix: str, move: bool) -
         f"added {len(files)} file(s) ({total} bytes) from {source} to {data_lake.store.url}",
         markup=False,
     )
+
+
+def _in_the_lake(data_lake: DataLake, uids: list[str]) -> list[str]:
+    """Those of ``uids`` the lake has: one listing of their common folder (a request per 1,000
+    keys, not one per file), or a HEAD each when they share no folder (the whole lake could be
+    far larger than the directory)."""
+    if not uids:
+        return []
+    folder = posixpath.commonpath([uid.rpartition("/")[0] for uid in uids])
+    if not folder:
+        return [uid for uid in uids if data_lake.head(uid) is not None]
+    present = {meta.key for meta in data_lake.store.list(f"{folder}/")}
+    return [uid for uid in uids if uid in present]
 
 
 @app.command("info")
