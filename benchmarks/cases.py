@@ -724,7 +724,7 @@ def _fill_records(lake: DataLake, template: dict[str, Any], start: int, stop: in
     store = lake.store
     body = json.dumps(template, sort_keys=True, separators=(",", ":"))
     run_id = template["run"]["runId"]
-    uid = template["run"]["facets"]["radops"]["outputs"][0]
+    uid = template["run"]["facets"]["radops_run"]["outputs"][0]
     day = time.strftime("%Y-%m-%d", time.gmtime())
     folder = Path(lake.settings.remote) / ".radops" / EVENTS / day
     folder.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,8 @@ from radops.errors import (
     UidConflictError,
 )
 from radops.lake import RUN_KEY, CreationState
+from radops.lineage.events import radops_facet
+from radops.lineage.naming import call_job, module_name
 
 if TYPE_CHECKING:
     from radops.file import File
@@ -232,7 +234,9 @@ class _Step:
         self.function = function
         self.version = version
         self.signature = inspect.signature(function)
-        self.module = function.__module__
+        # Computed at decoration and pickled with the step: a Dask worker names the function as
+        # the process that submitted it did, even without the script or its repository.
+        self.module = module_name(function)
         self.name = function.__qualname__
         self.job_name = f"{self.module}.{self.name}"
         self._source: SourceInfo | None = None
@@ -287,11 +291,11 @@ class _Step:
             outputs = explicit
             returned: Any = None
         else:
-            record = lake.lineage.call(digest, self.job_name)
+            record = lake.lineage.call(digest, call_job(self.job_name, digest))
             if record is None:
                 return _RUN
             recorded_run = record["run"]["runId"]
-            facet = record["run"]["facets"].get("radops", {})
+            facet = radops_facet(record)
             outputs = list(facet.get("outputs", []))
             returned = facet.get("returned")
             if not outputs:
@@ -373,6 +377,7 @@ class _Step:
     ) -> Any:
         from radops.lineage.events import Creation, uuid7
 
+        call = call_job(self.job_name, digest, *(explicit or ()))
         warning = (self.job_name, self.source.warning)
         if self.source.warning and warning not in _warned_about_source:
             # Once per function and process, not at every call: a function pickled to Dask
@@ -397,6 +402,7 @@ class _Step:
             parameters=parameters,
             inputs=[lake.dataset_ref(f.uid) for f in _unique(inputs)],
             call_digest=digest,
+            call=call,
         )
         with writers.running(run_id):
             return self._run_call(lake, bound, context, creation, inputs)

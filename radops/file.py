@@ -13,7 +13,7 @@ import attrs
 
 from radops.creator import active_call
 from radops.integrity import HashingFile
-from radops.lake import WRITE_JOB
+from radops.lineage.naming import WRITE_JOB
 from radops.uids import validate_uid
 
 if TYPE_CHECKING:

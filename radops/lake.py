@@ -30,6 +30,7 @@ from radops.errors import (
     LocalStorageError,
 )
 from radops.integrity import copy_and_hash, sha256_file
+from radops.lineage.naming import ADD_JOB, JOB_TYPES, RM_JOB, call_job
 from radops.settings import Settings
 from radops.stores import ObjectMeta, ObjectStore, Progress, store_from_settings
 from radops.uids import validate_uid
@@ -55,10 +56,6 @@ log = logging.getLogger("radops")
 ORIGINATOR_KEY = "originator"
 RADOPS_VERSION_KEY = "radops-version"
 RUN_KEY = "radops-run-id"  # the run whose COMPLETE record created the object
-
-ADD_JOB = "radops.datalake.add"
-WRITE_JOB = "radops.File.write"
-RM_JOB = "radops.datalake.rm"
 
 
 class _Read:
@@ -137,8 +134,9 @@ class _Fsync:
 
 def radops_outputs(event: dict[str, Any]) -> list[str]:
     """The uids a radops event created (or deleted)."""
-    facet = event.get("run", {}).get("facets", {}).get("radops", {})
-    return list(facet.get("outputs", []))
+    from radops.lineage.events import radops_facet
+
+    return list(radops_facet(event).get("outputs", []))
 
 
 def radops_version() -> str:
@@ -246,7 +244,8 @@ class DataLake:
                     sha256, size = meta.sha256, meta.size
         return DatasetRef(namespace, name, uid, sha256, size)
 
-    def _creation(self, job: str, run_id: str, **fields: Any) -> Creation:
+    def command_creation(self, job: str, run_id: str, uid: str, **fields: Any) -> Creation:
+        """A creation (or deletion) of ``uid`` by a radops command: its job is that uid's."""
         from radops.lineage.events import Creation
 
         return Creation(
@@ -255,6 +254,8 @@ class DataLake:
             job_name=job,
             email=self.originator,
             radops_version=radops_version(),
+            call=call_job(job, uid),
+            job_type=JOB_TYPES[job],
             **fields,
         )
 
@@ -426,7 +427,9 @@ class DataLake:
         from radops.lineage.events import uuid7
 
         run_id = str(uuid7())
-        creation = self._creation(job, run_id, inputs=inputs or [], parameters=parameters or {})
+        creation = self.command_creation(
+            job, run_id, uid, inputs=inputs or [], parameters=parameters or {}
+        )
         with writers.running(run_id):
             return self._create(uid, tmp, sha256, creation, progress)
 
@@ -682,9 +685,10 @@ class DataLake:
         if meta is None:
             raise FileNotInLakeError(f"{uid!r} is not in the data lake {self.store.url}")
         run_id = str(uuid7())
-        creation = self._creation(
+        creation = self.command_creation(
             RM_JOB,
             run_id,
+            uid,
             lifecycle="DROP",
             outputs=[self.dataset_ref(uid, sha256=meta.sha256, size=meta.size)],
         )

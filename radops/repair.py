@@ -24,13 +24,13 @@ import attrs
 
 from radops import writers
 from radops.lake import CreationState
+from radops.lineage.naming import REPAIR_JOB
 
 if TYPE_CHECKING:
     from radops.lake import DataLake
 
 __all__ = ["REPAIR_JOB", "RepairReport", "repair"]
 
-REPAIR_JOB = "radops.datalake.repair"
 _HEADS_AT_ONCE = 8
 
 
@@ -104,15 +104,13 @@ def repair(lake: DataLake, *, dry_run: bool = False) -> RepairReport:
 
 def _record_loss(lake: DataLake, uid: str) -> None:
     """Record that ``uid`` is gone, as a deletion by the repair job."""
-    from radops.lineage.events import Creation, DatasetRef, uuid7
+    from radops.lineage.events import DatasetRef, uuid7
 
     namespace, name = lake.store.dataset(uid)
-    creation = Creation(
-        run_id=str(uuid7()),
-        job_namespace=lake.settings.namespace,
-        job_name=REPAIR_JOB,
-        email=lake.originator,
-        radops_version=_version(),
+    creation = lake.command_creation(
+        REPAIR_JOB,
+        str(uuid7()),
+        uid,
         lifecycle="DROP",
         outputs=[DatasetRef(namespace, name, uid)],
         parameters={"reason": "missing from the data lake"},
@@ -140,9 +138,3 @@ def _sweep_local_temps(lake: DataLake) -> list[str]:
                 os.unlink(entry.path)
                 removed.append(f"local temp file {entry.path}")
     return removed
-
-
-def _version() -> str:
-    from radops import __version__
-
-    return __version__

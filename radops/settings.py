@@ -80,10 +80,11 @@ def _optional_size(value: Any) -> int | None:
 
 
 def _namespace(value: Any) -> str:
-    text = str(value).strip()
-    if not text:
-        raise ValueError("the namespace cannot be empty")
-    return text
+    from radops.lineage.naming import check_namespace
+
+    # Checked here, once: Marquez would silently rename a namespace it does not accept, and
+    # radops would then ask it about a namespace that does not exist.
+    return check_namespace(str(value).strip())
 
 
 def _seconds(value: Any) -> float:

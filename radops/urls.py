@@ -7,6 +7,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from radops.errors import RadopsError
 from radops.integrity import HashingSink
+from radops.lineage.naming import safe_namespace
 from radops.stores import Progress
 
 __all__ = ["DownloadError", "fetch_url", "is_url", "public_url", "redact_url"]
@@ -41,7 +42,8 @@ def public_url(url: str) -> tuple[str, str]:
     """(namespace, name) of a URL as an OpenLineage dataset: ``scheme://host[:port]``, path."""
     parts = urlsplit(redact_url(url))
     host = parts.netloc.rsplit("@", 1)[-1]
-    return f"{parts.scheme}://{host}", parts.path or "/"
+    # An IPv6 host's brackets are not namespace characters: Marquez could not answer for it.
+    return safe_namespace(f"{parts.scheme}://{host}"), parts.path or "/"
 
 
 def is_url(source: str) -> bool:

@@ -26,6 +26,7 @@ from radops.canonical import ParameterError
 from radops.creator import OutputsError, UntrackedOutputError
 from radops.data_lake import File, file_creator, reporting_calls
 from radops.lake import DataLake, set_default_lake
+from radops.lineage.events import function_of
 from radops.settings import Settings
 from tests.conftest import TEST_EMAIL, MakeLake
 
@@ -66,13 +67,13 @@ def events(lake: DataLake, job: str, event_type: str | None = None) -> list[dict
     return [
         event
         for event in lake.lineage.index.events()
-        if event["job"]["name"] == f"{MODULE}.{job}"
+        if function_of(event) == f"{MODULE}.{job}"
         and (event_type is None or event["eventType"] == event_type)
     ]
 
 
 def radops_facet(event: dict[str, Any]) -> dict[str, Any]:
-    facet: dict[str, Any] = event["run"]["facets"]["radops"]
+    facet: dict[str, Any] = event["run"]["facets"]["radops_run"]
     return facet
 
 
@@ -749,7 +750,9 @@ def test_skips_are_printed_on_stderr_with_an_explicit_lake(tmp_path: Path) -> No
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "radops: __main__.gen skipped: its outputs are already in the data lake" in (
+    # A script outside a repository is named by its absolute path.
+    module = ".".join(script.resolve().with_suffix("").parts[1:])
+    assert f"radops: {module}.gen skipped: its outputs are already in the data lake" in (
         result.stderr
     )
 
@@ -777,7 +780,7 @@ def test_a_read_opened_before_the_call_and_entered_in_it_is_recorded(lake: DataL
         set_default_lake(None)
     creation = lake.lineage.creation_of("early-out.txt")
     assert creation is not None
-    assert creation["run"]["facets"]["radops"]["inputs"] == ["early-in.txt"]
+    assert creation["run"]["facets"]["radops_run"]["inputs"] == ["early-in.txt"]
 
 
 @file_creator

@@ -26,6 +26,7 @@ from typer.testing import CliRunner, Result
 from radops.cli.app import app
 from radops.data_lake import File, file_creator
 from radops.lake import DataLake
+from radops.lineage.events import function_of
 from radops.settings import Settings
 from tests.conftest import TEST_EMAIL, MakeLake
 from tests.olschema import validate_event
@@ -156,15 +157,15 @@ def test_events_reach_the_consumer(make_lake: MakeLake, consumer: Consumer) -> N
     events = consumer.events()
     keys = consumer.run_keys()
     assert len(keys) == len(set(keys)) == 4
-    step = [e for e in events if e["job"]["name"] == f"{__name__}.shout"]
+    step = [e for e in events if function_of(e) == f"{__name__}.shout"]
     assert sorted(e["eventType"] for e in step) == ["COMPLETE", "START"]
     assert step[0]["run"]["runId"] == step[1]["run"]["runId"]
     [complete] = [e for e in step if e["eventType"] == "COMPLETE"]
     [start] = [e for e in step if e["eventType"] == "START"]
     assert start["eventTime"] <= complete["eventTime"]
     assert complete == lake.lineage.creation_of("out.txt")
-    assert complete["run"]["facets"]["radops"]["inputs"] == ["in.txt"]
-    writes = [e for e in events if e["job"]["name"] == "radops.File.write"]
+    assert complete["run"]["facets"]["radops_run"]["inputs"] == ["in.txt"]
+    writes = [e for e in events if function_of(e) == "radops.File.write"]
     assert sorted(e["eventType"] for e in writes) == ["COMPLETE", "START"]
     assert all(h.get("Authorization") == "Bearer s3cret-key" for h in consumer.headers)
 
@@ -334,7 +335,7 @@ def test_queued_events_survive_a_killed_process(
     assert len(set(consumer.run_keys())) == 2
     [complete] = [e for e in events if e["eventType"] == "COMPLETE"]
     assert complete == lake.lineage.creation_of("kept.txt")
-    assert complete["run"]["facets"]["radops"]["email"] == TEST_EMAIL
+    assert complete["run"]["facets"]["radops_run"]["email"] == TEST_EMAIL
 
 
 @pytest.mark.parametrize("remote", ["directory"], indirect=True)

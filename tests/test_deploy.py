@@ -213,6 +213,15 @@ def test_env_example_defines_every_variable_and_only_placeholder_secrets() -> No
     assert ".env" in (DEPLOY / ".gitignore").read_text().split()
 
 
+def _substituted(value: object, env: dict[str, str]) -> str:
+    """``value`` with ``${VAR}`` and ``${VAR:-default}`` replaced as Marquez (Dropwizard) does."""
+    return re.sub(
+        r"\$\{([A-Z_]+)(?::-([^}]*))?\}",
+        lambda m: env.get(m.group(1), m.group(2) if m.group(2) is not None else ""),
+        str(value),
+    )
+
+
 def test_marquez_configuration_agrees_with_the_compose_file() -> None:
     """marquez.yml is mounted at MARQUEZ_CONFIG, uses the published ports and takes env secrets."""
     api, web = services()[API], services()[WEB]
@@ -220,15 +229,21 @@ def test_marquez_configuration_agrees_with_the_compose_file() -> None:
     assert f"./marquez.yml:{env['MARQUEZ_CONFIG']}:ro" in api["volumes"]
     text = (DEPLOY / "marquez.yml").read_text()
     config = yaml.safe_load(text)
-    app_port = config["server"]["applicationConnectors"][0]["port"]
-    admin_port = config["server"]["adminConnectors"][0]["port"]
+    app = config["server"]["applicationConnectors"][0]
+    admin = config["server"]["adminConnectors"][0]
+    app_port = int(_substituted(app["port"], env))
+    admin_port = int(_substituted(admin["port"], env))
     assert {(app_port, app_port), (admin_port, admin_port)} == published(api)
+    # Inside its container Marquez listens on every interface (the compose file publishes the
+    # ports on BIND_ADDRESS); the tests set MARQUEZ_BIND_HOST to loopback.
+    assert _substituted(app["bindHost"], env) == _substituted(admin["bindHost"], env) == "0.0.0.0"
     assert config["db"]["password"] == "${POSTGRES_PASSWORD}"
     assert config["migrateOnStartup"] is True
     assert config["search"]["enabled"] is False
-    # Marquez substitutes ${VAR} from its container's environment, which the compose file sets.
+    # Marquez substitutes ${VAR} from its container's environment: what has no default there,
+    # the compose file sets.
     settings = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
-    assert set(re.findall(r"\$\{([A-Z_]+)", settings)) <= set(env)
+    assert set(re.findall(r"\$\{([A-Z_]+)\}", settings)) <= set(env)
     assert env["POSTGRES_HOST"] == DB
     assert environment(web)["MARQUEZ_HOST"] == API
     assert int(environment(web)["MARQUEZ_PORT"]) == app_port

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import inspect
+import json
 import logging
 import platform
 import re
@@ -26,6 +27,7 @@ import pytest
 import radops
 from radops.data_lake import File, file_creator
 from radops.lake import DataLake
+from radops.lineage.events import function_of
 from radops.lineage.source import GitInfo, SourceInfo, web_url, without_credentials
 from tests.conftest import TEST_EMAIL, MakeLake
 from tests.olschema import validate_event
@@ -78,7 +80,7 @@ def sha256(text: str) -> str:
 
 def job_events(lake: DataLake, job: str) -> list[dict[str, Any]]:
     """The indexed events of one job, in time order."""
-    return [e for e in lake.lineage.index.events() if e["job"]["name"] == job]
+    return [e for e in lake.lineage.index.events() if function_of(e) == job]
 
 
 def stored_events(lake: DataLake) -> list[dict[str, Any]]:
@@ -121,7 +123,7 @@ def test_every_event_validates(lake: DataLake, run: Run) -> None:
     """START and COMPLETE (or FAIL) events, indexed and stored in the lake, are valid."""
     job = run(lake)
     indexed = list(lake.lineage.index.events())
-    assert {e["eventType"] for e in indexed if e["job"]["name"] == job} == (
+    assert {e["eventType"] for e in indexed if function_of(e) == job} == (
         {"START", "FAIL"} if job.endswith("failing_step") else {"START", "COMPLETE"}
     )
     stored = stored_events(lake)
@@ -172,7 +174,7 @@ def test_run_facets_describe_engine_originator_parameters_and_code(lake: DataLak
         engine = facets["processing_engine"]
         assert engine["name"] == "radops"
         assert engine["version"] == radops.__version__
-        facet = facets["radops"]
+        facet = facets["radops_run"]
         assert facet["email"] == TEST_EMAIL
         assert facet["radopsVersion"] == radops.__version__
         assert facet["pythonVersion"] == platform.python_version()
@@ -181,8 +183,10 @@ def test_run_facets_describe_engine_originator_parameters_and_code(lake: DataLak
         assert re.fullmatch("[0-9a-f]{64}", facet["callDigest"])
         assert facet["inputs"] == ["in.txt"]
     complete = job_events(lake, job)[-1]
-    assert complete["run"]["facets"]["radops"]["outputs"] == ["out/explicit.txt"]
-    assert complete["run"]["facets"]["radops"]["returned"] == {"radops.File": "out/explicit.txt"}
+    assert complete["run"]["facets"]["radops_run"]["outputs"] == ["out/explicit.txt"]
+    assert complete["run"]["facets"]["radops_run"]["returned"] == {
+        "radops.File": "out/explicit.txt"
+    }
 
 
 def test_job_facets_give_the_job_type_and_source_code(lake: DataLake) -> None:
@@ -221,7 +225,7 @@ def test_output_facets_give_version_lifecycle_and_size(lake: DataLake) -> None:
     """Each output has its sha256 as version, lifecycle CREATE and its size in bytes."""
     job = run_implicit(lake)
     complete = job_events(lake, job)[-1]
-    uids = complete["run"]["facets"]["radops"]["outputs"]
+    uids = complete["run"]["facets"]["radops_run"]["outputs"]
     assert len(uids) == 2
     assert [(d["namespace"], d["name"]) for d in complete["outputs"]] == [
         dataset_name(lake, uid) for uid in uids
@@ -254,7 +258,7 @@ def test_a_fail_event_carries_the_error(lake: DataLake) -> None:
     assert error["programmingLanguage"] == "python"
     assert "failing_step" in error["stackTrace"]
     assert fail["outputs"] == []
-    assert fail["run"]["facets"]["radops"]["outputs"] == []
+    assert fail["run"]["facets"]["radops_run"]["outputs"] == []
     validate_event(fail)
 
 
@@ -355,7 +359,7 @@ def test_source_code_location_links_the_commit(
         assert location["path"] == "pipes/steps.py"
         assert location["version"] == commit
         assert location["branch"] == "main"
-        assert "codeWarning" not in event["run"]["facets"]["radops"]
+        assert "codeWarning" not in event["run"]["facets"]["radops_run"]
 
 
 def test_uncommitted_changes_are_warned_about(
@@ -375,7 +379,7 @@ def test_uncommitted_changes_are_warned_about(
     assert any("pipes/steps.py has uncommitted changes" in m for m in warnings), warnings
     for event in job_events(lake, f"{module.__name__}.shout"):
         validate_event(event)
-        assert "uncommitted changes" in event["run"]["facets"]["radops"]["codeWarning"]
+        assert "uncommitted changes" in event["run"]["facets"]["radops_run"]["codeWarning"]
         assert event["job"]["facets"]["sourceCodeLocation"]["type"] == "git"
 
 
@@ -401,7 +405,7 @@ def test_a_source_warning_is_logged_once_per_process(
         e for e in job_events(lake, f"{module.__name__}.shout") if e["eventType"] == "COMPLETE"
     ]
     assert len(completes) == 2
-    assert all("uncommitted" in e["run"]["facets"]["radops"]["codeWarning"] for e in completes)
+    assert all("uncommitted" in e["run"]["facets"]["radops_run"]["codeWarning"] for e in completes)
 
 
 def test_a_token_in_the_origin_is_not_recorded(
@@ -422,13 +426,14 @@ def test_a_token_in_the_origin_is_not_recorded(
     assert location["url"].startswith("https://github.com/acme/pipes/blob/")
 
 
-def test_without_origin_the_location_is_the_local_file(
+def test_without_origin_no_location_is_recorded_and_the_warning_says_why(
     lake: DataLake,
     tmp_path: Path,
     import_file: Callable[[Path], ModuleType],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A repository without origin still records the commit, with a file URL and a warning."""
+    """No origin, no link: the job has no sourceCodeLocation (a file:// URL is a dead link in
+    the Marquez UI), its source code is kept, and the radops facet says why there is no link."""
     repo = make_repo(tmp_path / "repo", None)
     module = import_file(repo / "pipes" / "steps.py")
     with caplog.at_level(logging.INFO, logger="radops"):
@@ -436,12 +441,10 @@ def test_without_origin_the_location_is_the_local_file(
     assert any("no origin remote" in r.getMessage() for r in caplog.records)
     complete = job_events(lake, f"{module.__name__}.shout")[-1]
     validate_event(complete)
-    location = complete["job"]["facets"]["sourceCodeLocation"]
-    assert location["type"] == "git"
-    assert location["url"].startswith("file://")
-    assert location["url"].endswith("/pipes/steps.py")
-    assert location["version"] == git(repo, "rev-parse", "HEAD")
-    assert "repoUrl" not in location
+    assert "sourceCodeLocation" not in complete["job"]["facets"]
+    assert "def shout" in complete["job"]["facets"]["sourceCode"]["sourceCode"]
+    assert "no origin remote" in complete["run"]["facets"]["radops_run"]["codeWarning"]
+    assert "file://" not in json.dumps(complete)
 
 
 # -- links to the code, from origin URLs ----------------------------------------------------
@@ -544,7 +547,7 @@ def test_events_of_every_kind_of_run_validate(make_lake: MakeLake, tmp_path: Pat
     lake.delete("both.txt")
 
     events = list(lake.lineage.index.events())
-    jobs = {(event["job"]["name"], event["eventType"]) for event in events}
+    jobs = {(function_of(event), event["eventType"]) for event in events}
     assert {
         ("radops.datalake.add", "COMPLETE"),
         ("radops.File.write", "COMPLETE"),

@@ -6,6 +6,7 @@ import json
 import re
 from collections import Counter
 
+from radops.lineage.events import function_of
 from tests.example_runs import EXAMPLES, run, s3_user_env
 
 SCRIPT = EXAMPLES / "dask-scale-out" / "scale_out.py"
@@ -65,10 +66,10 @@ def test_dask_workers_race_safely_rerun_skips_everywhere_and_lineage_is_complete
         uid
         for event in events
         if event["eventType"] == "COMPLETE"
-        for uid in event["run"]["facets"]["radops"]["outputs"]
+        for uid in event["run"]["facets"]["radops_run"]["outputs"]
     )
     assert len(completes) == 2 * DAYS and set(completes.values()) == {1}
-    states = Counter((event["job"]["name"], event["eventType"]) for event in events)
+    states = Counter((function_of(event), event["eventType"]) for event in events)
     assert states == {
         ("steps.simulate_day", "COMPLETE"): DAYS,
         ("steps.summarize", "COMPLETE"): DAYS,

@@ -344,7 +344,7 @@ def test_info_reports_size_sha256_creation_and_originator(lake: DataLake) -> Non
     assert info.creation is not None
     assert info.creation["eventType"] == "COMPLETE"
     assert info.creation["run"]["runId"] == info.metadata["radops-run-id"]
-    assert info.creation["run"]["facets"]["radops"]["outputs"] == ["described.bin"]
+    assert info.creation["run"]["facets"]["radops_run"]["outputs"] == ["described.bin"]
 
 
 def test_a_20_mb_file_round_trips(make_lake: MakeLake) -> None:

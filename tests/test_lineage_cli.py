@@ -19,6 +19,7 @@ from radops.cli.app import app
 from radops.data_lake import File, file_creator
 from radops.errors import FileNotInLakeError
 from radops.lake import DataLake
+from radops.lineage.events import function_of
 from tests.conftest import TEST_EMAIL
 from tests.local_http import serving_folder
 from tests.olschema import validate_event
@@ -117,7 +118,7 @@ def test_lineage_depth_follows_the_inputs(piped: DataLake, cli_env: dict[str, st
     as_json = json.loads(
         _ok(_invoke(cli_env, "datalake", "lineage", "loud.txt", "--depth", "2", "--json")).stdout
     )
-    assert [e["job"]["name"] for e in as_json["events"]] == [
+    assert [function_of(e) for e in as_json["events"]] == [
         f"{MODULE}.exclaim",
         f"{MODULE}.upper",
     ]
@@ -141,7 +142,7 @@ def test_lineage_downstream(piped: DataLake, cli_env: dict[str, str]) -> None:
     )
     assert payload["uid"] == "raw.txt"
     assert [d["uid"] for d in payload["downstream"]] == ["upper.txt", "loud.txt"]
-    assert [d["event"]["job"]["name"] for d in payload["downstream"]] == [
+    assert [function_of(d["event"]) for d in payload["downstream"]] == [
         f"{MODULE}.upper",
         f"{MODULE}.exclaim",
     ]
@@ -153,7 +154,7 @@ def test_lineage_json_is_the_complete_event(piped: DataLake, cli_env: dict[str, 
     assert set(payload) == {"uid", "events"}
     [event] = payload["events"]
     assert event["eventType"] == "COMPLETE"
-    facet = event["run"]["facets"]["radops"]
+    facet = event["run"]["facets"]["radops_run"]
     assert facet["inputs"] == ["raw.txt"]
     assert facet["outputs"] == ["upper.txt"]
     assert facet["email"] == TEST_EMAIL
@@ -207,13 +208,13 @@ def test_rm_deletes_records_a_drop_and_warns(piped: DataLake, cli_env: dict[str,
     drops = [
         event
         for event in _export(cli_env)
-        if event["eventType"] == "COMPLETE" and event["job"]["name"] == "radops.datalake.rm"
+        if event["eventType"] == "COMPLETE" and function_of(event) == "radops.datalake.rm"
     ]
     [drop] = drops
     [output] = drop["outputs"]
     assert output["name"] == piped.store.dataset("upper.txt")[1]
     assert output["facets"]["lifecycleStateChange"]["lifecycleStateChange"] == "DROP"
-    assert drop["run"]["facets"]["radops"]["outputs"] == ["upper.txt"]
+    assert drop["run"]["facets"]["radops_run"]["outputs"] == ["upper.txt"]
     validate_event(drop)
 
     gone = _invoke(cli_env, "datalake", "lineage", "upper.txt")
@@ -235,9 +236,9 @@ def test_rm_cascade_yes_deletes_downstream(piped: DataLake, cli_env: dict[str, s
     # downstream first, so no file outlives the record of its input
     assert result.stderr.index("deleted loud.txt") < result.stderr.index("deleted raw.txt")
     dropped = {
-        event["run"]["facets"]["radops"]["outputs"][0]
+        event["run"]["facets"]["radops_run"]["outputs"][0]
         for event in _export(cli_env)
-        if event["eventType"] == "COMPLETE" and event["job"]["name"] == "radops.datalake.rm"
+        if event["eventType"] == "COMPLETE" and function_of(event) == "radops.datalake.rm"
     }
     assert dropped == {"raw.txt", "upper.txt", "loud.txt"}
     assert _ok(_invoke(cli_env, "datalake", "ls")).stdout == ""
@@ -253,7 +254,7 @@ def test_rm_cascade_asks_first(piped: DataLake, cli_env: dict[str, str]) -> None
     assert "error: nothing deleted" in result.stderr
     for uid in ("raw.txt", "upper.txt", "loud.txt"):
         assert piped.head(uid) is not None
-    assert not any(e["job"]["name"] == "radops.datalake.rm" for e in _export(cli_env))
+    assert not any(function_of(e) == "radops.datalake.rm" for e in _export(cli_env))
 
     yes = _ok(_invoke(cli_env, "datalake", "rm", "upper.txt", "--cascade", input="y\n"))
     assert "deleted loud.txt" in yes.stderr
@@ -277,7 +278,7 @@ def test_file_delete(piped: DataLake) -> None:
         handle.write("again")
     recreated = piped.lineage.creation_of("loud.txt")
     assert recreated is not None
-    assert recreated["job"]["name"] == "radops.File.write"
+    assert function_of(recreated) == "radops.File.write"
 
 
 # -- lineage export -----------------------------------------------------------------------------
@@ -288,7 +289,7 @@ def test_export_prints_every_event(piped: DataLake, cli_env: dict[str, str]) -> 
     events = _export(cli_env)
     keys = [(e["run"]["runId"], e["eventType"]) for e in events]
     assert len(keys) == len(set(keys))
-    jobs = [(e["job"]["name"], e["eventType"]) for e in events]
+    jobs = [(function_of(e), e["eventType"]) for e in events]
     assert jobs == [
         ("radops.File.write", "START"),
         ("radops.File.write", "COMPLETE"),
@@ -302,13 +303,13 @@ def test_export_prints_every_event(piped: DataLake, cli_env: dict[str, str]) -> 
 
     # Another machine sees the lake's records (the COMPLETE events) in the export.
     remote = _export({**cli_env, "RADOPS_HOME": str(piped.settings.home.parent / "machine-b")})
-    assert [(e["job"]["name"], e["eventType"]) for e in remote] == [
+    assert [(function_of(e), e["eventType"]) for e in remote] == [
         job for job in jobs if job[1] == "COMPLETE"
     ]
 
     cut = events[4]["eventTime"]  # the START of the last step
     since = _export(cli_env, "--since", cut)
-    assert [(e["job"]["name"], e["eventType"]) for e in since] == jobs[4:]
+    assert [(function_of(e), e["eventType"]) for e in since] == jobs[4:]
     assert _export(cli_env, "--since", "2000-01-01") == events
     assert _export(cli_env, "--since", "2999-01-01") == []
 
@@ -345,12 +346,12 @@ def test_add_records_a_run(lake: DataLake, cli_env: dict[str, str], tmp_path: Pa
     [event] = json.loads(
         _ok(_invoke(cli_env, "datalake", "lineage", "data/measurements.csv", "--json")).stdout
     )["events"]
-    assert event["job"]["name"] == "radops.datalake.add"
+    assert function_of(event) == "radops.datalake.add"
     assert [(i["namespace"], i["name"]) for i in event["inputs"]] == [
         ("file", str(source.resolve()))
     ]
-    assert event["run"]["facets"]["radops"]["outputs"] == ["data/measurements.csv"]
-    assert event["run"]["facets"]["radops"]["parameters"]["move"] is False
+    assert event["run"]["facets"]["radops_run"]["outputs"] == ["data/measurements.csv"]
+    assert event["run"]["facets"]["radops_run"]["parameters"]["move"] is False
     validate_event(event)
 
 
@@ -373,9 +374,9 @@ def test_add_url_records_the_url(lake: DataLake, cli_env: dict[str, str], http_f
     [event] = json.loads(
         _ok(_invoke(cli_env, "datalake", "lineage", "table.csv", "--json")).stdout
     )["events"]
-    assert event["job"]["name"] == "radops.datalake.add"
+    assert function_of(event) == "radops.datalake.add"
     assert [(i["namespace"], i["name"]) for i in event["inputs"]] == [(http_files, "/table.csv")]
-    assert event["run"]["facets"]["radops"]["parameters"] == {"source": url}
+    assert event["run"]["facets"]["radops_run"]["parameters"] == {"source": url}
     validate_event(event)
     text = _ok(_invoke(cli_env, "datalake", "lineage", "table.csv")).stdout
     assert url in text
@@ -398,7 +399,7 @@ def test_url_credentials_and_signatures_stay_out_of_lineage(
     assert "s3cr3t" not in json.dumps(events)
     [event] = [e for e in events if e["eventType"] == "COMPLETE"]
     assert [(i["namespace"], i["name"]) for i in event["inputs"]] == [(http_files, "/table.csv")]
-    assert event["run"]["facets"]["radops"]["parameters"] == {
+    assert event["run"]["facets"]["radops_run"]["parameters"] == {
         "source": f"http://alice@{host}/table.csv"
     }
     missing = _invoke(cli_env, "datalake", "add", url.replace("table", "nothing"), "x.csv")

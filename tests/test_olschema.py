@@ -88,7 +88,7 @@ def test_a_malformed_event_field_fails(
 @pytest.mark.parametrize(
     ("where", "name", "field", "value"),
     [
-        ("run", "radops", "email", 42),
+        ("run", "radops_run", "email", 42),
         ("run", "processing_engine", "name", ["radops"]),
         ("job", "jobType", "processingType", 1),
         ("inputs", "version", "datasetVersion", {"sha": 1}),
@@ -113,7 +113,7 @@ def test_a_facet_with_a_wrong_type_fails(
 
 def test_a_facet_missing_a_required_field_fails(event: dict[str, Any]) -> None:
     """radops' facet requires email, radopsVersion and pythonVersion."""
-    del event["run"]["facets"]["radops"]["pythonVersion"]
+    del event["run"]["facets"]["radops_run"]["pythonVersion"]
     with pytest.raises(InvalidEvent, match="pythonVersion"):
         validate_event(event)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from radops.lineage.events import function_of
 from tests.conftest import TEST_EMAIL
 
 ROOT = Path(__file__).parents[1]
@@ -189,8 +190,8 @@ def test_walkthrough(tmp_path: Path, cli_env: dict[str, str]) -> None:
     assert payload["uid"] == "processed_file.txt"
     [event] = payload["events"]
     assert event["eventType"] == "COMPLETE"
-    assert event["job"]["name"] == "__main__.process"
-    facet = event["run"]["facets"]["radops"]
+    assert function_of(event) == "__main__.process"
+    facet = event["run"]["facets"]["radops_run"]
     assert facet["inputs"] == ["name_in_datalake.txt"]
     assert facet["outputs"] == ["processed_file.txt"]
     assert facet["email"] == TEST_EMAIL

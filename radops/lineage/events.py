@@ -2,8 +2,12 @@
 
 One call of a ``file_creator`` function (or one ``radops datalake add``) is one OpenLineage
 run: a START event, then COMPLETE, FAIL or ABORT, sharing a UUIDv7 ``runId``. The job is the
-function (``module.function`` in the ``RADOPS_NAMESPACE`` namespace); inputs and outputs are
-data-lake files named by the OpenLineage dataset naming convention.
+call, ``<function>/<call id>`` in the ``RADOPS_NAMESPACE`` namespace (see
+:mod:`radops.lineage.naming` for why), and radops' run facet names the function; inputs and
+outputs are data-lake files named by the OpenLineage dataset naming convention.
+
+Nothing here produces what a consumer must reject: NUL characters (PostgreSQL, under Marquez,
+refuses them in JSON) are replaced by U+FFFD in every text radops puts in an event.
 """
 
 from __future__ import annotations
@@ -26,17 +30,23 @@ if TYPE_CHECKING:
     from radops.lineage.source import SourceInfo
 
 __all__ = [
+    "JOB_TYPES",
     "RADOPS_FACET",
     "RADOPS_FACET_SCHEMA_URL",
     "Creation",
     "DatasetRef",
     "build_event",
     "event_to_dict",
+    "function_of",
+    "producer",
+    "radops_facet",
     "uuid7",
 ]
 
-PRODUCER = "https://github.com/radops/radops"
-RADOPS_FACET = "radops"
+#: The key of radops' run facet (OpenLineage's ``{prefix}_{name}`` rule for custom facets).
+RADOPS_FACET = "radops_run"
+#: The key radops used before, still read in records written by earlier versions.
+_LEGACY_FACET = "radops"
 RADOPS_FACET_SCHEMA_URL = (
     "https://radops.dev/spec/facets/1-0-0/RadopsRunFacet.json#/$defs/RadopsRunFacet"
 )
@@ -82,9 +92,40 @@ class DatasetRef:
     size: int | None = None
 
 
+#: ``jobType`` of each kind of radops run (OpenLineage's ``JobTypeJobFacet``).
+JOB_TYPES = ("FILE_CREATOR", "FILE_WRITE", "DATALAKE_ADD", "DATALAKE_RM", "DATALAKE_REPAIR")
+
+
+def producer(radops_version: str) -> str:
+    """The ``producer`` URI of events and facets: radops at its version."""
+    return f"https://github.com/radops/radops/tree/{radops_version}"
+
+
+def radops_facet(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The radops run facet of an event ({} for events of other producers)."""
+    facets = event.get("run", {}).get("facets", {})
+    if not isinstance(facets, Mapping):
+        return {}
+    facet = facets.get(RADOPS_FACET, facets.get(_LEGACY_FACET, {}))
+    return facet if isinstance(facet, Mapping) else {}
+
+
+def function_of(event: Mapping[str, Any]) -> str:
+    """The function (or radops command) that made a run: the radops facet's ``function``, or,
+    in events of earlier radops versions whose job was the function, the job's name."""
+    function = radops_facet(event).get("function")
+    if isinstance(function, str) and function:
+        return function
+    return str(event.get("job", {}).get("name", ""))
+
+
 @attrs.frozen
 class Creation:
-    """Everything recorded about one run that creates (or deletes) data-lake files."""
+    """Everything recorded about one run that creates (or deletes) data-lake files.
+
+    ``job_name`` is the function (or radops command, such as ``radops.datalake.add``); ``call``
+    is the run's job, one per distinct call (:func:`radops.lineage.naming.call_job`).
+    """
 
     run_id: str
     job_namespace: str
@@ -99,6 +140,13 @@ class Creation:
     returned: Any = None
     lifecycle: str = "CREATE"  # or DROP for deletions
     extra: Mapping[str, Any] = attrs.field(factory=dict)
+    call: str | None = None
+    job_type: str = "FILE_CREATOR"
+
+    @property
+    def job(self) -> str:
+        """The OpenLineage job name of the run: the call, or the function if no call is set."""
+        return self.call or self.job_name
 
 
 def _now() -> str:
@@ -115,6 +163,7 @@ def _radops_facet_class() -> type:
         email: str = attrs.field()
         radopsVersion: str = attrs.field()
         pythonVersion: str = attrs.field()
+        function: str | None = attrs.field(default=None)
         parameters: dict[str, Any] = attrs.field(factory=dict)
         sourceSha256: str | None = attrs.field(default=None)
         callDigest: str | None = attrs.field(default=None)
@@ -162,66 +211,76 @@ def build_event(
     if _FACET_CLASS is None:
         _FACET_CLASS = _radops_facet_class()
 
+    made_by = producer(creation.radops_version)
     source = creation.source
     run_facets: dict[str, Any] = {
         "processing_engine": processing_engine_run.ProcessingEngineRunFacet(
             version=creation.radops_version,
             name="radops",
             openlineageAdapterVersion=constants.__version__,
-            producer=PRODUCER,
+            producer=made_by,
         ),
         RADOPS_FACET: _FACET_CLASS(
-            email=creation.email,
+            email=_text(creation.email),
             radopsVersion=creation.radops_version,
             pythonVersion=platform.python_version(),
-            parameters=dict(creation.parameters),
+            function=creation.job_name,
+            parameters=_json(dict(creation.parameters)),
             sourceSha256=source.source_sha256 if source else None,
             callDigest=creation.call_digest,
             outputs=[ref.uid for ref in creation.outputs if ref.uid],
             inputs=[ref.uid for ref in creation.inputs if ref.uid],
-            returned=creation.returned,
-            codeWarning=source.warning if source else None,
-            extra=dict(creation.extra),
-            producer=PRODUCER,
+            returned=_json(creation.returned),
+            codeWarning=_text(source.warning) if source and source.warning else None,
+            extra=_json(dict(creation.extra)),
+            producer=made_by,
         ),
     }
     if error is not None:
         run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
-            message=f"{type(error).__name__}: {error}",
+            message=_text(f"{type(error).__name__}: {error}"),
             programmingLanguage="python",
-            stackTrace="".join(traceback.format_exception(error)),
-            producer=PRODUCER,
+            stackTrace=_text("".join(traceback.format_exception(error))),
+            producer=made_by,
         )
 
     job_facets: dict[str, Any] = {
         "jobType": job_type_job.JobTypeJobFacet(
             processingType="BATCH",
             integration="RADOPS",
-            jobType="FILE_CREATOR",
-            producer=PRODUCER,
+            jobType=creation.job_type,
+            producer=made_by,
         ),
     }
     if source is not None:
         if source.source:
             job_facets["sourceCode"] = source_code_job.SourceCodeJobFacet(
-                language="python", sourceCode=source.source, producer=PRODUCER
+                language="python", sourceCode=_text(source.source), producer=made_by
             )
-        location = _source_location(source, source_code_location_job)
-        if location is not None:
-            job_facets["sourceCodeLocation"] = location
+        # Only a link a browser can open: the Marquez UI shows the URL as the job's location,
+        # and a file:// URL there is a dead link (the radops facet's codeWarning says why
+        # there is none).
+        if source.git is not None and source.url is not None:
+            job_facets["sourceCodeLocation"] = source_code_location_job.SourceCodeLocationJobFacet(
+                type="git",
+                url=source.url,
+                repoUrl=source.git.origin,
+                path=source.git.path,
+                version=source.git.commit,
+                branch=source.git.branch,
+                producer=made_by,
+            )
+
+    def version(ref: DatasetRef) -> dict[str, Any]:
+        if not ref.sha256:
+            return {}
+        facet = dataset_version_dataset.DatasetVersionDatasetFacet(
+            datasetVersion=ref.sha256, producer=made_by
+        )
+        return {"version": facet}
 
     inputs = [
-        InputDataset(
-            namespace=ref.namespace,
-            name=ref.name,
-            facets={
-                "version": dataset_version_dataset.DatasetVersionDatasetFacet(
-                    datasetVersion=ref.sha256, producer=PRODUCER
-                )
-            }
-            if ref.sha256
-            else {},
-        )
+        InputDataset(namespace=ref.namespace, name=ref.name, facets=version(ref))
         for ref in creation.inputs
     ]
     outputs = []
@@ -231,18 +290,15 @@ def build_event(
         for ref in creation.outputs:
             facets: dict[str, Any] = {
                 "lifecycleStateChange": lifecycle.LifecycleStateChangeDatasetFacet(
-                    lifecycleStateChange=change, producer=PRODUCER
-                )
+                    lifecycleStateChange=change, producer=made_by
+                ),
+                **version(ref),
             }
-            if ref.sha256:
-                facets["version"] = dataset_version_dataset.DatasetVersionDatasetFacet(
-                    datasetVersion=ref.sha256, producer=PRODUCER
-                )
             output_facets: dict[str, Any] = {}
             if ref.size is not None and creation.lifecycle == "CREATE":
                 output_facets["outputStatistics"] = (
                     output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
-                        size=ref.size, fileCount=1, producer=PRODUCER
+                        size=ref.size, fileCount=1, producer=made_by
                     )
                 )
             outputs.append(
@@ -260,38 +316,27 @@ def build_event(
         eventType=getattr(EventType, state),
         eventTime=event_time or _now(),
         run=Run(runId=creation.run_id, facets=run_facets),
-        job=Job(namespace=creation.job_namespace, name=creation.job_name, facets=job_facets),
+        job=Job(namespace=creation.job_namespace, name=creation.job, facets=job_facets),
         inputs=inputs,
         outputs=outputs,
-        producer=PRODUCER,
+        producer=made_by,
     )
 
 
-def _source_location(source: SourceInfo, module: Any) -> Any:
-    git = source.git
-    if git is not None:
-        url = source.url
-        repo_url = git.origin
-        if url is None:  # no origin: still say where the file is in the repository
-            url = f"file://{git.repo_root / git.path}"
-        return module.SourceCodeLocationJobFacet(
-            type="git",
-            url=url,
-            repoUrl=repo_url,
-            path=git.path,
-            version=git.commit,
-            branch=git.branch,
-            producer=PRODUCER,
-        )
-    if source.file is not None:
-        anchor = f"#L{source.line}" if source.line else ""
-        return module.SourceCodeLocationJobFacet(
-            type="file",
-            url=f"{source.file.as_uri()}{anchor}",
-            path=str(source.file),
-            producer=PRODUCER,
-        )
-    return None
+def _text(text: str) -> str:
+    """``text`` without NUL characters (U+FFFD instead): PostgreSQL refuses them in JSON."""
+    return text.replace("\x00", "\ufffd")
+
+
+def _json(value: Any) -> Any:
+    """A JSON value with :func:`_text` applied to every string in it, keys included."""
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, Mapping):
+        return {_text(str(key)): _json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json(item) for item in value]
+    return value
 
 
 def event_to_dict(event: RunEvent) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from radops.cache import local_storage_error, open_wal_database, sqlite_storage_error
+from radops.lineage.events import radops_facet
 from radops.private import create_private_file, make_private_dir
 
 __all__ = ["LineageIndex", "radops_facet"]
@@ -53,12 +54,6 @@ CREATE TABLE IF NOT EXISTS sync_state (
     value TEXT NOT NULL
 );
 """
-
-
-def radops_facet(event: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The radops run facet of an event ({} for events of other producers)."""
-    facet = event.get("run", {}).get("facets", {}).get("radops", {})
-    return facet if isinstance(facet, Mapping) else {}
 
 
 class LineageIndex:

@@ -18,6 +18,8 @@ from typing import Any
 from urllib.parse import quote
 
 from radops.errors import RadopsError
+from radops.lineage.events import function_of, radops_facet
+from radops.lineage.naming import DELETION_JOBS
 
 __all__ = ["MarquezClient", "MarquezError", "MarquezIndex", "node_id"]
 
@@ -159,16 +161,17 @@ class MarquezIndex:
             if not isinstance(run, Mapping) or not run.get("id"):
                 continue
             event = self._event(run)
-            if event["job"]["name"] == "radops.datalake.rm":
+            if function_of(event) in DELETION_JOBS:
                 return None  # the newest version records its deletion
             return event
         return None
 
     def call(self, job_name: str, digest: str) -> dict[str, Any] | None:
-        """The newest completed run of ``job_name`` whose call digest is ``digest``."""
+        """The newest completed run of the call job ``job_name`` whose digest is ``digest``."""
         for run in self.client.job_runs(self.job_namespace, job_name):
-            facet = (run.get("facets") or {}).get("radops") or {}
-            if facet.get("callDigest") == digest and run.get("state") == "COMPLETED":
+            if radops_facet({"run": run}).get("callDigest") == digest and (
+                run.get("state") == "COMPLETED"
+            ):
                 return self._event(run)
         return None
 

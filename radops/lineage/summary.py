@@ -7,6 +7,8 @@ from typing import Any
 
 import attrs
 
+from radops.lineage.events import function_of, radops_facet
+
 __all__ = ["CreationSummary", "summarize"]
 
 
@@ -30,8 +32,7 @@ class CreationSummary:
 
 def summarize(event: Mapping[str, Any]) -> CreationSummary:
     """Read a COMPLETE event into a :class:`CreationSummary`."""
-    facets = event.get("run", {}).get("facets", {})
-    radops = facets.get("radops", {})
+    radops = radops_facet(event)
     job_facets = event.get("job", {}).get("facets", {})
     location = job_facets.get("sourceCodeLocation", {})
     lake_inputs = set(radops.get("inputs", []))
@@ -49,7 +50,7 @@ def summarize(event: Mapping[str, Any]) -> CreationSummary:
     )
     return CreationSummary(
         run_id=event["run"]["runId"],
-        job=event["job"]["name"],
+        job=function_of(event),
         event_time=event["eventTime"],
         originator=radops.get("email"),
         radops_version=radops.get("radopsVersion"),

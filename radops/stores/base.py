@@ -105,7 +105,10 @@ class ObjectStore(Protocol):
         ...
 
     def dataset(self, key: str) -> tuple[str, str]:
-        """(namespace, name) of ``key`` by the OpenLineage dataset naming convention."""
+        """(namespace, name) of ``key`` by the OpenLineage dataset naming convention.
+
+        Names follow :mod:`radops.lineage.naming` too, so that Marquez can open each one.
+        """
         ...
 
     # Records: radops' own small files under the reserved ``.radops/`` prefix of the lake.

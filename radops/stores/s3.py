@@ -29,6 +29,7 @@ from urllib.parse import quote, unquote
 from radops import writers
 from radops.errors import FileExistsInLakeError, FileNotInLakeError, IntegrityError, StoreError
 from radops.integrity import HashingSink, InOrderHasher
+from radops.lineage.naming import dataset_name
 from radops.stores.base import SHA256_KEY, ObjectMeta, Progress
 from radops.uids import RESERVED_PREFIX, validate_uid
 
@@ -456,7 +457,7 @@ class S3Store:
             raise self._fail("delete", repr(key), exc) from exc
 
     def dataset(self, key: str) -> tuple[str, str]:
-        return f"s3://{self.bucket}", self._key(key)
+        return f"s3://{self.bucket}", dataset_name(self._key(key))
 
     def _record_key(self, name: str) -> str:
         return f"{self.prefix}{RESERVED_PREFIX}/{validate_uid(name)}"

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from radops.lake import DataLake
+from radops.lineage.events import function_of
 from radops.settings import Settings
 from tests.conftest import TEST_EMAIL, process_env
 
@@ -86,7 +87,7 @@ def _completes_of(lake: DataLake, uid: str) -> list[dict[str, Any]]:
         event
         for event in lake.lineage.index.events()
         if event["eventType"] == "COMPLETE"
-        and uid in event["run"]["facets"].get("radops", {}).get("outputs", [])
+        and uid in event["run"]["facets"].get("radops_run", {}).get("outputs", [])
     ]
 
 
@@ -129,7 +130,7 @@ def test_eight_processes_running_one_step_end_with_one_object_and_one_record(
             assert [e["run"]["runId"] for e in completes] == [data_meta.metadata["radops-run-id"]]
         assert [m.key for m in observer.files("__main__.step/")].count(data_uid) == 1
     ran_and_lost = sum(
-        event["eventType"] == "ABORT" and event["job"]["name"] == "__main__.step"
+        event["eventType"] == "ABORT" and function_of(event) == "__main__.step"
         for event in observer.lineage.index.events()
     )
     report(
