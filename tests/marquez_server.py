@@ -216,19 +216,24 @@ class Postgres:
         server.create_database("marquez")
         return server
 
+    def _client(self, program: str) -> list[str]:
+        return [
+            str(self.bindir / program),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "marquez",
+        ]
+
     def create_database(self, name: str) -> None:
-        subprocess.run(
-            [str(self.bindir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port)]
-            + ["-U", "marquez", name],
-            check=True,
-            capture_output=True,
-        )
+        subprocess.run([*self._client("createdb"), name], check=True, capture_output=True)
 
     def sql(self, query: str, database: str = "marquez") -> str:
         """Run ``query`` with psql; its unaligned, tuples-only output."""
         result = subprocess.run(
-            [str(self.bindir / "psql"), "-h", "127.0.0.1", "-p", str(self.port)]
-            + ["-U", "marquez", "-d", database, "-A", "-t", "-c", query],
+            [*self._client("psql"), "-d", database, "-A", "-t", "-c", query],
             check=True,
             capture_output=True,
             text=True,
@@ -286,8 +291,7 @@ class MarquezServer:
         java = _need("java", "Java")
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [java, "-Xmx768m", "-cp", f"{self.lib}/*", "marquez.MarquezApp", "server"]
-                + [str(CONFIG)],
+                [java, "-Xmx768m", "-cp", f"{self.lib}/*", "marquez.MarquezApp", "server", CONFIG],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self._environment(),
