@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from radops.cli._common import abort, err, handle_errors, lake
+from radops.cli._common import abort, err, handle_errors, lake, print_rows
+
+if TYPE_CHECKING:
+    from radops.lineage.marquez import MarquezClient
 
 app = typer.Typer(help="OpenLineage events: delivery, export and replay.", no_args_is_help=True)
 
@@ -69,39 +73,145 @@ def replay(
     to: str = typer.Option(
         None, "--to", help="A Marquez (or OpenLineage HTTP) URL; default: the configured consumer."
     ),
+    api_key_env: str = typer.Option(
+        None,
+        "--api-key-env",
+        metavar="NAME",
+        help="With --to: send the bearer token held by this environment variable.",
+    ),
+    everything: bool = typer.Option(
+        False, "--all", help="Send every event, even those Marquez already has."
+    ),
 ) -> None:
-    """Send every event stored in the lake to a consumer, to backfill a new Marquez or catalog.
+    """Send the events stored in the lake to a consumer, to backfill a new Marquez or catalog.
 
-    Idempotent: events keep their runIds, and consumers such as Marquez update a run rather
-    than add one, so replaying twice creates no duplicate runs.
+    To Marquez (``--to`` or ``RADOPS_MARQUEZ_URL``), an event whose run Marquez already holds
+    in the state the event gives is not sent again (one GET per run), so replaying twice sends
+    nothing the second time. Other consumers cannot be asked: every event is sent. The key of
+    ``RADOPS_MARQUEZ_API_KEY`` goes only to the configured Marquez, never to a ``--to`` URL.
     """
-    from radops.lineage.delivery import http_transport
+    import os
+
+    from radops.lineage.delivery import describe_transport, http_transport
+    from radops.lineage.marquez import MarquezClient
 
     data_lake = lake(ctx)
     settings = data_lake.settings
+    marquez: MarquezClient | None = None
+    if api_key_env and not to:
+        abort("--api-key-env goes with --to URL", code=2)
     if to:
-        transport = http_transport(
-            to, api_key=settings.marquez_api_key, timeout=settings.lineage_timeout
-        )
+        key = None
+        if api_key_env:
+            key = os.environ.get(api_key_env)
+            if not key:
+                abort(f"--api-key-env {api_key_env}: that environment variable is not set")
+        transport = http_transport(to, api_key=key, timeout=settings.lineage_timeout)
+        marquez = MarquezClient(to, api_key=key, timeout=settings.lineage_timeout)
     else:
         transport = data_lake.lineage.outbox.transport
         if transport is None:
             abort("no lineage consumer is configured: pass --to URL or set RADOPS_MARQUEZ_URL")
+        if settings.marquez_url:
+            marquez = MarquezClient(
+                settings.marquez_url,
+                api_key=settings.marquez_api_key,
+                timeout=settings.lineage_timeout,
+            )
+    if everything:
+        marquez = None
     data_lake.lineage.sync()
     names = list(data_lake.lineage.records.names())
-    sent = 0
+    sent = known = 0
     with _counter(f"replaying {len(names)} event(s)", len(names)) as advance:
         for name in names:
             event = data_lake.lineage.records.read(name)
+            advance()
             if event is None:
+                continue
+            if marquez is not None and _marquez_has(marquez, event):
+                known += 1
                 continue
             try:
                 transport.emit(event)
             except Exception as exc:  # noqa: BLE001 - any transport failure is reported the same
-                abort(f"replay stopped after {sent} event(s): the consumer failed: {exc}")
+                abort(
+                    f"replay stopped after {sent} event(s): {describe_transport(transport)} "
+                    f"failed: {_short(exc)}"
+                )
             sent += 1
-            advance()
-    err().print(f"replayed {sent} event(s) from {data_lake.store.url}", markup=False)
+    already = f", {known} already there" if known else ""
+    err().print(f"replayed {sent} event(s) from {data_lake.store.url}{already}", markup=False)
+
+
+_MARQUEZ_STATES = {"COMPLETE": "COMPLETED", "FAIL": "FAILED", "ABORT": "ABORTED"}
+
+
+def _marquez_has(marquez: MarquezClient, event: Mapping[str, Any]) -> bool:
+    """True if Marquez holds the event's run in the state the event gives (it took it)."""
+    from radops.lineage.marquez import MarquezError
+
+    wanted = _MARQUEZ_STATES.get(str(event.get("eventType")))
+    run_id = event.get("run", {}).get("runId")
+    if wanted is None or not isinstance(run_id, str):
+        return False
+    try:
+        run = marquez.run(run_id)
+    except MarquezError:
+        return False  # cannot tell: send it
+    return run is not None and run.get("state") == wanted
+
+
+def _short(exc: BaseException) -> str:
+    from radops.lineage.delivery import _one_line
+
+    return _one_line(f"{type(exc).__name__}: {exc}")
+
+
+@app.command("rejected")
+@handle_errors
+def rejected(ctx: typer.Context) -> None:
+    """List the events the lineage consumer refused, set aside so that others go on."""
+    items = lake(ctx).lineage.outbox.rejected()
+    if not items:
+        err().print("no event was refused", markup=False)
+        return
+    rows = [["name", "event", "job", "run", "answer"]]
+    for item in items:
+        rows.append(
+            [
+                item.name,
+                str(item.event.get("eventType", "?")),
+                str(item.event.get("job", {}).get("name", "?")),
+                item.run_id,
+                item.answer,
+            ]
+        )
+    print_rows(rows)
+
+
+@app.command("retry")
+@handle_errors
+def retry(
+    ctx: typer.Context,
+    names: list[str] = typer.Argument(  # noqa: B008 - typer reads its defaults this way
+        None, help="Names from `radops lineage rejected`."
+    ),
+    everything: bool = typer.Option(False, "--all", help="Every refused event."),
+) -> None:
+    """Queue refused events again (after fixing the consumer) and send them."""
+    if not names and not everything:
+        abort("name the events to retry (see `radops lineage rejected`), or pass --all", code=2)
+    outbox = lake(ctx).lineage.outbox
+    moved = outbox.retry(None if everything else names)
+    result = outbox.flush()
+    err().print(
+        f"queued {moved} event(s) again; delivered {result.delivered}, "
+        f"{result.rejected} refused again, {result.remaining} still queued",
+        markup=False,
+    )
+    if result.failed or result.rejected:
+        raise typer.Exit(1)
 
 
 @contextlib.contextmanager

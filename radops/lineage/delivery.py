@@ -31,7 +31,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,9 +47,12 @@ __all__ = [
     "ANSWER_TIMEOUT",
     "EXIT_WAIT",
     "IDLE_EXIT",
+    "MAX_SERVER_ERRORS",
     "FlushResult",
     "Outbox",
+    "Rejected",
     "Transport",
+    "describe_transport",
     "http_transport",
     "transport_from_settings",
 ]
@@ -73,22 +76,72 @@ EXIT_WAIT = 3.0
 
 @attrs.frozen
 class FlushResult:
-    """What one flush did."""
+    """What one flush did: events accepted, sends that failed, events set aside, events left."""
 
     delivered: int
     failed: int
     remaining: int
+    rejected: int = 0
+    error: str | None = None  # the last failure: what the consumer answered, or why none
+
+
+@attrs.frozen
+class Rejected:
+    """An event the consumer refused for good, set aside in the outbox's ``rejected/`` folder."""
+
+    name: str
+    event: Mapping[str, Any]
+    answer: str  # what the consumer said: "HTTP 400 from <url>: <body>"
+
+    @property
+    def run_id(self) -> str:
+        """The event's run."""
+        return str(self.event.get("run", {}).get("runId", "?"))
+
+
+#: Times an event is answered with a server error (5xx), while the consumer takes other events,
+#: before it is set aside as rejected: PostgreSQL under Marquez refuses some values for good
+#: with a 500, and that one event must not hold back every other.
+MAX_SERVER_ERRORS = 3
+
+# Client errors that say "not now" rather than "never": these events stay queued.
+_RETRYABLE_CLIENT_ERRORS = (408, 425, 429)
+
+
+class _Failure(Exception):
+    """A send that failed: ``status`` is the consumer's HTTP status, None when it never
+    answered (down, unreachable, timed out) or the transport is not HTTP."""
+
+    def __init__(self, status: int | None, answer: str) -> None:
+        super().__init__(answer)
+        self.status = status
+        self.answer = answer
+
+    @property
+    def permanent(self) -> bool:
+        """The consumer refused the event itself: sending it again gives the same answer."""
+        return (
+            self.status is not None
+            and 400 <= self.status < 500
+            and self.status not in _RETRYABLE_CLIENT_ERRORS
+        )
+
+    @property
+    def server_error(self) -> bool:
+        return self.status is not None and self.status >= 500
 
 
 class Outbox:
     """The on-disk queue of events waiting for a consumer.
 
     ``transport`` is built lazily by ``make_transport`` (None: no consumer is configured, and
-    nothing is queued).
+    nothing is queued). Queued files are named ``<UUIDv7>_<runId>.json``: the UUIDv7 keeps the
+    order they were made in, the run id lets a sender keep each run's events in order.
     """
 
     def __init__(self, directory: Path, make_transport: Callable[[], Transport | None]) -> None:
         self.directory = directory
+        self.rejected_directory = directory / "rejected"
         self._make_transport = make_transport
         self._transport: Transport | None = None
         self._transport_made = False
@@ -99,6 +152,7 @@ class Outbox:
         self._retry_after = 0.0
         self._failures = 0
         self._atexit_registered = False
+        self._last_failure: str | None = None
 
     @property
     def transport(self) -> Transport | None:
@@ -114,12 +168,18 @@ class Outbox:
         """True if a consumer is configured."""
         return self.transport is not None
 
+    @property
+    def consumer(self) -> str:
+        """The consumer, as messages name it: its URL without credentials, or its kind."""
+        return describe_transport(self.transport)
+
     def put(self, event: Mapping[str, Any]) -> Path | None:
         """Queue ``event`` and wake the sender; None (nothing queued) without a consumer."""
         if not self.enabled:
             return None
         make_private_dir(self.directory)
-        path = self.directory / f"{uuid7()}.json"
+        run_id = str(event.get("run", {}).get("runId", ""))
+        path = self.directory / f"{uuid7()}_{_safe_run(run_id)}.json"
         tmp = path.with_suffix(".tmp")
         data = json.dumps(event, sort_keys=True).encode("utf-8")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -145,48 +205,164 @@ class Outbox:
             return []
 
     def flush(self, deadline: float | None = None) -> FlushResult:
-        """Send queued events in order until the queue is empty, a send fails, or ``deadline``.
+        """Send queued events in order until the queue is empty, the consumer fails, or
+        ``deadline``.
 
-        Stops at the first failure, so events stay in order and a down consumer costs one
-        timeout, not one per event.
+        Each run's events go in the order they were made, across processes: a run whose event
+        another process is sending (its file is locked), or that just failed, is left for later,
+        and events of other runs go on. An event the consumer refuses for good (HTTP 4xx) is set
+        aside at once (:meth:`rejected`); one answered with a server error
+        :data:`MAX_SERVER_ERRORS` times while other events were taken is set aside too. A
+        consumer that does not answer, or fails two runs in a row, stops the flush: a down
+        consumer costs one timeout, not one per event.
         """
         transport = self.transport
-        delivered = failed = 0
         if transport is None:
             return FlushResult(0, 0, len(self.pending()))
+        delivered = failed = rejected = 0
+        held: set[str] = set()  # runs whose next event must wait
+        struck: list[Path] = []  # events answered with a server error in this flush
+        failures_in_a_row = 0
         for path in self.pending():
             if deadline is not None and time.monotonic() > deadline:
                 break
-            with self._claim(path) as event:
+            run = _run_of(path)
+            if run in held:
+                continue
+            with self._claim(path) as (state, event):
+                if state == "locked":
+                    held.add(run)  # being sent by another process: its next ones wait
+                    continue
                 if event is None:
-                    continue  # another process sent it, or is sending it
+                    continue  # sent by another process meanwhile, or set aside as unreadable
                 try:
-                    transport.emit(event)
-                except Exception as exc:  # noqa: BLE001 - any consumer failure keeps it queued
+                    _emit(transport, event)
+                except _Failure as failure:
+                    if failure.permanent:
+                        self._set_aside(path, event, f"{failure.answer}")
+                        rejected += 1
+                        continue
                     failed += 1
-                    log.debug("lineage delivery failed, event kept in %s: %s", path, exc)
-                    break
+                    failures_in_a_row += 1
+                    held.add(run)
+                    self._note_failure(path, failure)
+                    if failure.server_error:
+                        struck.append(path)
+                    if not failure.server_error or failures_in_a_row >= 2:
+                        break  # down, or failing everything: stop here, in order
+                    continue
+                failures_in_a_row = 0
                 path.unlink(missing_ok=True)
+                _strikes_path(path).unlink(missing_ok=True)
                 delivered += 1
-        return FlushResult(delivered, failed, len(self.pending()))
+        if delivered:
+            # Other events were taken: an event that keeps failing alone is refused for good.
+            rejected += self._set_aside_struck(struck)
+        error = self._last_failure if failed else None
+        return FlushResult(delivered, failed, len(self.pending()), rejected, error)
+
+    # -- events the consumer refused ----------------------------------------------------------
+
+    def rejected(self) -> list[Rejected]:
+        """The events set aside because the consumer refused them, oldest first."""
+        found = []
+        try:
+            paths = sorted(p for p in self.rejected_directory.iterdir() if p.suffix == ".json")
+        except FileNotFoundError:
+            return []
+        for path in paths:
+            try:
+                event = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            why = path.with_suffix(".why")
+            answer = why.read_text(encoding="utf-8").strip() if why.exists() else "unknown"
+            found.append(Rejected(path.name, event, answer))
+        return found
+
+    def retry(self, names: Sequence[str] | None = None) -> int:
+        """Put rejected events (all, or those named) back in the queue, in their place in the
+        order; returns how many. The sender then sends them again."""
+        moved = 0
+        for item in self.rejected():
+            if names is not None and item.name not in names:
+                continue
+            source = self.rejected_directory / item.name
+            source.replace(self.directory / item.name)
+            source.with_suffix(".why").unlink(missing_ok=True)
+            moved += 1
+        if moved:
+            self._start()
+            self._wake.set()
+        return moved
+
+    def _set_aside(self, path: Path, event: Mapping[str, Any], answer: str) -> None:
+        make_private_dir(self.rejected_directory)
+        target = self.rejected_directory / path.name
+        why = target.with_suffix(".why")
+        why.write_text(answer + "\n", encoding="utf-8")
+        path.replace(target)
+        _strikes_path(path).unlink(missing_ok=True)
+        log.warning(
+            "the lineage consumer refused an event (%s %s of run %s): %s; it is set aside, "
+            "other events go on (`radops lineage rejected` lists it, `radops lineage retry` "
+            "sends it again)",
+            event.get("eventType", "?"),
+            event.get("job", {}).get("name", "?"),
+            event.get("run", {}).get("runId", "?"),
+            answer,
+        )
+
+    def _note_failure(self, path: Path, failure: _Failure) -> None:
+        if failure.server_error:
+            strikes = _strikes_path(path)
+            try:
+                count = int(strikes.read_text() or 0) if strikes.exists() else 0
+                strikes.write_text(str(count + 1))
+            except (OSError, ValueError):
+                pass  # a count lost only delays setting the event aside
+        self._last_failure = failure.answer
+
+    def _set_aside_struck(self, struck: list[Path]) -> int:
+        count = 0
+        for path in struck:
+            strikes = _strikes_path(path)
+            try:
+                if int(strikes.read_text() or 0) < MAX_SERVER_ERRORS:
+                    continue
+            except (OSError, ValueError):
+                continue
+            with self._claim(path) as (state, event):
+                if state == "claimed" and event is not None:
+                    answer = self._last_failure or "a server error"
+                    self._set_aside(
+                        path, event, f"{answer} ({MAX_SERVER_ERRORS} times, others taken)"
+                    )
+                    count += 1
+        return count
 
     @contextlib.contextmanager
-    def _claim(self, path: Path) -> Iterator[dict[str, Any] | None]:
+    def _claim(self, path: Path) -> Iterator[tuple[str, dict[str, Any] | None]]:
+        """(state, event) of a queued file, under an exclusive lock while the block runs.
+
+        state: "claimed" (event read), "locked" (another process holds it), "gone" (sent and
+        deleted meanwhile), "unreadable" (cut short: set aside).
+        """
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
-            yield None
+            yield "gone", None
             return
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
                 if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                    yield None
+                    yield "locked", None
                     return
                 raise
             if os.fstat(fd).st_nlink == 0:  # sent and deleted while we waited
-                yield None
+                yield "gone", None
                 return
             try:
                 with os.fdopen(os.dup(fd), encoding="utf-8") as handle:
@@ -197,9 +373,9 @@ class Outbox:
                 aside = path.with_suffix(".unreadable")
                 path.replace(aside)
                 log.warning("a queued lineage event could not be read; it is kept in %s", aside)
-                yield None
+                yield "unreadable", None
                 return
-            yield event
+            yield "claimed", event
         finally:
             os.close(fd)
 
@@ -226,17 +402,19 @@ class Outbox:
                 continue
             try:
                 result = self.flush()
-            except Exception:
+            except Exception as exc:
                 log.debug("lineage sender failed", exc_info=True)
-                result = FlushResult(0, 1, 1)
+                result = FlushResult(0, 1, 1, error=f"{type(exc).__name__}: {exc}")
             if result.failed:
                 self._failures += 1
                 backoff = min(60.0, 0.5 * 2 ** min(self._failures, 7))
                 self._retry_after = time.monotonic() + backoff
                 if self._failures == 1:
                     log.warning(
-                        "the lineage consumer is unreachable; %d event(s) stay queued in %s and "
+                        "the lineage consumer %s failed (%s); %d event(s) stay queued in %s and "
                         "will be sent later (or run `radops lineage flush`)",
+                        self.consumer,
+                        result.error,
                         result.remaining,
                         self.directory,
                     )
@@ -277,6 +455,52 @@ class Outbox:
             self.wait(timeout)
         self._stop = True
         self._wake.set()
+
+
+def _run_of(path: Path) -> str:
+    """The run of a queued file ``<UUIDv7>_<runId>.json`` (older names: the file itself)."""
+    return path.stem.split("_", 1)[-1]
+
+
+def _safe_run(run_id: str) -> str:
+    return "".join(c for c in run_id if c.isascii() and (c.isalnum() or c == "-"))[:64] or "x"
+
+
+def _strikes_path(path: Path) -> Path:
+    return path.with_suffix(".strikes")
+
+
+def describe_transport(transport: Transport | None) -> str:
+    """A transport as messages name it: its URL without credentials, or its kind."""
+    from radops.urls import redact_url
+
+    if transport is None:
+        return "(none)"
+    url = getattr(transport, "url", None)
+    if isinstance(url, str) and url:
+        return redact_url(url)
+    return type(transport).__name__
+
+
+def _emit(transport: Transport, event: Mapping[str, Any]) -> None:
+    """Send one event; any failure as a :class:`_Failure` saying what the consumer answered."""
+    try:
+        transport.emit(event)
+    except Exception as exc:  # every transport fails in its own way; re-raised, classified
+        response = getattr(exc, "response", None)
+        status = getattr(response, "status_code", None)
+        consumer = describe_transport(transport)
+        if isinstance(status, int):
+            body = _one_line(str(getattr(response, "text", "") or ""))
+            answer = f"HTTP {status} from {consumer}" + (f": {body}" if body else "")
+            raise _Failure(status, answer) from exc
+        raise _Failure(None, _one_line(f"{type(exc).__name__}: {exc}")) from exc
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    """``text`` on one line, without control characters, at most ``limit`` characters."""
+    flat = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _close_at_exit(outbox: weakref.ref[Outbox]) -> None:
