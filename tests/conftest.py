@@ -1,7 +1,9 @@
-"""Shared fixtures: a real SeaweedFS S3 server, and lakes on S3 and in a directory.
+"""Shared fixtures: a real SeaweedFS S3 server, a real Marquez server, and lakes on S3 and in a
+directory.
 
 Every behaviour test that takes ``lake`` runs twice: against the directory remote (the embedded
-default) and against SeaweedFS through boto3, on a fresh prefix of a bucket.
+default) and against SeaweedFS through boto3, on a fresh prefix of a bucket. Tests that take
+``marquez`` talk to the real Marquez API server (``tests/marquez_server.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pytest
 
 from radops.lake import DataLake
 from radops.settings import Settings
+from tests.marquez_server import MarquezServer, MarquezUnavailable, marquez_version, start_marquez
 from tests.seaweed import SeaweedServer, start_seaweed
 
 TEST_EMAIL = "tester@example.com"
@@ -48,6 +51,42 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]
         yield server
     finally:
         server.stop()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return (
+        f"marquez: the real server, io.github.marquezproject:marquez-api:{marquez_version()} "
+        "(tests/marquez/pom.xml) with deploy/marquez.yml, on PostgreSQL, started for the tests "
+        "that need it"
+    )
+
+
+@pytest.fixture(scope="session")
+def marquez_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MarquezServer]:
+    """The real Marquez API server on a throw-away PostgreSQL, for the whole session."""
+    try:
+        server = start_marquez(tmp_path_factory.mktemp("marquez"))
+    except MarquezUnavailable as exc:
+        pytest.fail(f"the real Marquez server is needed: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.postgres.remove()
+
+
+@pytest.fixture
+def marquez(marquez_server: MarquezServer) -> MarquezServer:
+    """The real Marquez, running: started again if an earlier test killed it."""
+    if marquez_server.process is None or marquez_server.process.poll() is not None:
+        marquez_server.start()
+    return marquez_server
+
+
+@pytest.fixture
+def lineage_namespace() -> str:
+    """A job namespace of the test's own, so that tests sharing one Marquez never meet."""
+    return f"t-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture(params=["directory", "s3"])

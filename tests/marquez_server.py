@@ -172,31 +172,31 @@ class Postgres:
             shutil.rmtree(directory, ignore_errors=True)
             raise MarquezUnavailable(f"initdb failed: {initdb.stderr.strip().splitlines()[-1:]}")
         port = free_port()
-        log = (directory / "postgres.log").open("ab")
-        process = subprocess.Popen(
-            [
-                str(bindir / "postgres"),
-                "-D",
-                str(data),
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                f"port={port}",
-                "-c",
-                f"unix_socket_directories={directory}",
-                # A throw-away cluster: durability buys nothing here and costs seconds.
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            **run_as,  # type: ignore[call-overload]
-        )
+        with (directory / "postgres.log").open("ab") as log:
+            process = subprocess.Popen(
+                [
+                    str(bindir / "postgres"),
+                    "-D",
+                    str(data),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    f"port={port}",
+                    "-c",
+                    f"unix_socket_directories={directory}",
+                    # A throw-away cluster: durability buys nothing here and costs seconds.
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                **run_as,  # type: ignore[call-overload]
+            )
         server = cls(directory, port, process, bindir)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -230,10 +230,15 @@ class Postgres:
     def create_database(self, name: str) -> None:
         subprocess.run([*self._client("createdb"), name], check=True, capture_output=True)
 
-    def sql(self, query: str, database: str = "marquez") -> str:
-        """Run ``query`` with psql; its unaligned, tuples-only output."""
+    def sql(self, query: str, database: str = "marquez", **values: str) -> str:
+        """Run ``query`` with psql; its unaligned, tuples-only output.
+
+        ``values`` are psql variables, quoted by psql where the query says ``:'name'``.
+        """
+        variables = [f"--variable={name}={value}" for name, value in values.items()]
         result = subprocess.run(
-            [*self._client("psql"), "-d", database, "-A", "-t", "-c", query],
+            [*self._client("psql"), "-d", database, "-A", "-t", "-X", *variables],
+            input=query,  # variables are substituted in scripts, not in -c commands
             check=True,
             capture_output=True,
             text=True,
@@ -331,9 +336,9 @@ class MarquezServer:
             except subprocess.TimeoutExpired:
                 self.kill()
 
-    def sql(self, query: str) -> str:
+    def sql(self, query: str, **values: str) -> str:
         """A query on Marquez's own database (psql, unaligned, tuples only)."""
-        return self.postgres.sql(query, self.database)
+        return self.postgres.sql(query, self.database, **values)
 
 
 def start_marquez(directory: Path, postgres: Postgres | None = None) -> MarquezServer:

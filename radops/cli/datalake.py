@@ -355,8 +355,8 @@ def lineage(
     if as_json and fmt is not Picture.text:
         abort("--json and --format exclude each other", code=2)
     data_lake = lake(ctx)
-    data_lake.lineage.sync()
-    event = data_lake.lineage.creation_of(uid, sync=False)
+    data_lake.lineage.prepare()
+    event = data_lake.lineage.creation_of(uid)
     if event is None:
         if data_lake.head(uid) is None:
             abort(f"{uid!r} is not in the data lake {data_lake.store.url}")
@@ -367,7 +367,7 @@ def lineage(
 
         graph = build_graph(
             uid,
-            lambda each: data_lake.lineage.creation_of(each, sync=False),
+            data_lake.lineage.creation_of,
             data_lake.lineage.runs_using,
             depth=depth,
             downstream=downstream,
@@ -381,7 +381,7 @@ def lineage(
         parents = []
         for child in level:
             for parent_uid in summarize(child).inputs:
-                parent = data_lake.lineage.creation_of(parent_uid, sync=False)
+                parent = data_lake.lineage.creation_of(parent_uid)
                 if parent is not None and parent not in events:
                     parents.append(parent)
                     events.append(parent)
@@ -391,8 +391,7 @@ def lineage(
         payload: dict[str, object] = {"uid": uid, "events": events}
         if downstream:
             payload["downstream"] = [
-                {"uid": each, "event": data_lake.lineage.creation_of(each, sync=False)}
-                for each in made_from
+                {"uid": each, "event": data_lake.lineage.creation_of(each)} for each in made_from
             ]
         typer.echo(json.dumps(payload, indent=2, sort_keys=True))
         return

@@ -92,7 +92,7 @@ def replay(
     """
     import os
 
-    from radops.lineage.delivery import describe_transport, http_transport
+    from radops.lineage.delivery import DeliveryError, http_transport, send
     from radops.lineage.marquez import MarquezClient
 
     data_lake = lake(ctx)
@@ -133,12 +133,9 @@ def replay(
                 known += 1
                 continue
             try:
-                transport.emit(event)
-            except Exception as exc:  # noqa: BLE001 - any transport failure is reported the same
-                abort(
-                    f"replay stopped after {sent} event(s): {describe_transport(transport)} "
-                    f"failed: {_short(exc)}"
-                )
+                send(transport, event)
+            except DeliveryError as failure:
+                abort(f"replay stopped after {sent} event(s): {failure.answer}")
             sent += 1
     already = f", {known} already there" if known else ""
     err().print(f"replayed {sent} event(s) from {data_lake.store.url}{already}", markup=False)
@@ -160,12 +157,6 @@ def _marquez_has(marquez: MarquezClient, event: Mapping[str, Any]) -> bool:
     except MarquezError:
         return False  # cannot tell: send it
     return run is not None and run.get("state") == wanted
-
-
-def _short(exc: BaseException) -> str:
-    from radops.lineage.delivery import _one_line
-
-    return _one_line(f"{type(exc).__name__}: {exc}")
 
 
 @app.command("rejected")

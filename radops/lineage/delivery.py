@@ -28,6 +28,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import threading
 import time
 import weakref
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from radops.errors import RadopsError
 from radops.lineage.events import uuid7
 from radops.private import make_private_dir
 
@@ -48,12 +50,14 @@ __all__ = [
     "EXIT_WAIT",
     "IDLE_EXIT",
     "MAX_SERVER_ERRORS",
+    "DeliveryError",
     "FlushResult",
     "Outbox",
     "Rejected",
     "Transport",
     "describe_transport",
     "http_transport",
+    "send",
     "transport_from_settings",
 ]
 
@@ -104,13 +108,16 @@ class Rejected:
 #: with a 500, and that one event must not hold back every other.
 MAX_SERVER_ERRORS = 3
 
-# Client errors that say "not now" rather than "never": these events stay queued.
-_RETRYABLE_CLIENT_ERRORS = (408, 425, 429)
+# The answers that refuse the event itself (malformed, too large, invalid): sending it again
+# gets the same answer. Others (401 or 403 for a wrong key, 404 for a wrong URL, 429...) are
+# about the consumer or its configuration: the events stay queued until it is fixed.
+_REFUSALS = (400, 409, 413, 415, 422)
 
 
-class _Failure(Exception):
+class DeliveryError(RadopsError):
     """A send that failed: ``status`` is the consumer's HTTP status, None when it never
-    answered (down, unreachable, timed out) or the transport is not HTTP."""
+    answered (down, unreachable, timed out) or the transport is not HTTP; ``answer`` says
+    what happened in one line."""
 
     def __init__(self, status: int | None, answer: str) -> None:
         super().__init__(answer)
@@ -120,11 +127,7 @@ class _Failure(Exception):
     @property
     def permanent(self) -> bool:
         """The consumer refused the event itself: sending it again gives the same answer."""
-        return (
-            self.status is not None
-            and 400 <= self.status < 500
-            and self.status not in _RETRYABLE_CLIENT_ERRORS
-        )
+        return self.status in _REFUSALS
 
     @property
     def server_error(self) -> bool:
@@ -236,8 +239,8 @@ class Outbox:
                 if event is None:
                     continue  # sent by another process meanwhile, or set aside as unreadable
                 try:
-                    _emit(transport, event)
-                except _Failure as failure:
+                    send(transport, event)
+                except DeliveryError as failure:
                     if failure.permanent:
                         self._set_aside(path, event, f"{failure.answer}")
                         rejected += 1
@@ -256,8 +259,9 @@ class Outbox:
                 _strikes_path(path).unlink(missing_ok=True)
                 delivered += 1
         if delivered:
-            # Other events were taken: an event that keeps failing alone is refused for good.
-            rejected += self._set_aside_struck(struck)
+            self._note_taken()
+        # An event that keeps failing while the consumer takes others is refused for good.
+        rejected += self._set_aside_struck(struck)
         error = self._last_failure if failed else None
         return FlushResult(delivered, failed, len(self.pending()), rejected, error)
 
@@ -313,31 +317,31 @@ class Outbox:
             answer,
         )
 
-    def _note_failure(self, path: Path, failure: _Failure) -> None:
-        if failure.server_error:
-            strikes = _strikes_path(path)
-            try:
-                count = int(strikes.read_text() or 0) if strikes.exists() else 0
-                strikes.write_text(str(count + 1))
-            except (OSError, ValueError):
-                pass  # a count lost only delays setting the event aside
+    def _note_failure(self, path: Path, failure: DeliveryError) -> None:
         self._last_failure = failure.answer
+        if failure.server_error:
+            count, taken = _strikes(path)
+            _write_strikes(path, count + 1, taken)
+
+    def _note_taken(self) -> None:
+        """The consumer took an event: every event that failed with a server error so far
+        failed alone, not with the whole consumer."""
+        for strikes in self.directory.glob("*.strikes"):
+            count, taken = _strikes(strikes)
+            if not taken:
+                _write_strikes(strikes, count, True)
 
     def _set_aside_struck(self, struck: list[Path]) -> int:
+        """Set aside the events of ``struck`` refused often enough, while others were taken."""
         count = 0
         for path in struck:
-            strikes = _strikes_path(path)
-            try:
-                if int(strikes.read_text() or 0) < MAX_SERVER_ERRORS:
-                    continue
-            except (OSError, ValueError):
+            strikes, taken = _strikes(path)
+            if strikes < MAX_SERVER_ERRORS or not taken:
                 continue
             with self._claim(path) as (state, event):
                 if state == "claimed" and event is not None:
                     answer = self._last_failure or "a server error"
-                    self._set_aside(
-                        path, event, f"{answer} ({MAX_SERVER_ERRORS} times, others taken)"
-                    )
+                    self._set_aside(path, event, f"{answer} ({strikes} times, others taken)")
                     count += 1
         return count
 
@@ -470,6 +474,20 @@ def _strikes_path(path: Path) -> Path:
     return path.with_suffix(".strikes")
 
 
+def _strikes(path: Path) -> tuple[int, bool]:
+    """(server errors so far, whether the consumer took other events since) of an event."""
+    try:
+        count, taken = _strikes_path(path).read_text().split()
+        return int(count), taken == "1"
+    except (OSError, ValueError):
+        return 0, False
+
+
+def _write_strikes(path: Path, count: int, taken: bool) -> None:
+    with contextlib.suppress(OSError):  # a count lost only delays setting the event aside
+        _strikes_path(path).write_text(f"{count} {int(taken)}")
+
+
 def describe_transport(transport: Transport | None) -> str:
     """A transport as messages name it: its URL without credentials, or its kind."""
     from radops.urls import redact_url
@@ -482,8 +500,8 @@ def describe_transport(transport: Transport | None) -> str:
     return type(transport).__name__
 
 
-def _emit(transport: Transport, event: Mapping[str, Any]) -> None:
-    """Send one event; any failure as a :class:`_Failure` saying what the consumer answered."""
+def send(transport: Transport, event: Mapping[str, Any]) -> None:
+    """Send one event; any failure as a :class:`DeliveryError` saying what the consumer answered."""
     try:
         transport.emit(event)
     except Exception as exc:  # every transport fails in its own way; re-raised, classified
@@ -493,12 +511,17 @@ def _emit(transport: Transport, event: Mapping[str, Any]) -> None:
         if isinstance(status, int):
             body = _one_line(str(getattr(response, "text", "") or ""))
             answer = f"HTTP {status} from {consumer}" + (f": {body}" if body else "")
-            raise _Failure(status, answer) from exc
-        raise _Failure(None, _one_line(f"{type(exc).__name__}: {exc}")) from exc
+            raise DeliveryError(status, answer) from exc
+        raise DeliveryError(
+            None, _one_line(f"no answer from {consumer}: {type(exc).__name__}: {exc}")
+        ) from exc
 
 
 def _one_line(text: str, limit: int = 200) -> str:
-    """``text`` on one line, without control characters, at most ``limit`` characters."""
+    """``text`` on one line, without control characters or HTML tags (Jetty's error pages),
+    at most ``limit`` characters."""
+    if text.lstrip().startswith("<"):
+        text = re.sub(r"<[^>]*>", " ", text)
     flat = " ".join("".join(c if c.isprintable() else " " for c in text).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
@@ -567,7 +590,10 @@ def http_transport(url: str, *, api_key: str | None = None, timeout: float = 5.0
         "url": url,
         "endpoint": "api/v1/lineage",
         "timeout": timeout,
-        "retry": {"total": 0},
+        # No retries of its own (the outbox retries, in the background), and an error answer
+        # comes back as the answer, not as urllib3's "too many 500 error responses": the
+        # outbox needs the status to tell a refused event from a failing consumer.
+        "retry": {"total": 0, "connect": 0, "read": 0, "status_forcelist": []},
     }
     if api_key:
         config["auth"] = {"type": "api_key", "apiKey": api_key}

@@ -20,6 +20,7 @@ from urllib.parse import quote
 from radops.errors import RadopsError
 from radops.lineage.events import function_of, radops_facet
 from radops.lineage.naming import DELETION_JOBS
+from radops.urls import redact_url
 
 __all__ = ["MarquezClient", "MarquezError", "MarquezIndex", "node_id"]
 
@@ -48,6 +49,7 @@ class MarquezClient:
         self, url: str, *, api_key: str | None = None, timeout: float = 5.0, session: Any = None
     ) -> None:
         self.base = url.rstrip("/") + "/api/v1"
+        self.shown = redact_url(self.base)  # for messages: never a password of the URL
         self.timeout = timeout
         self._api_key = api_key
         self._session = session
@@ -71,11 +73,13 @@ class MarquezClient:
         try:
             response = self.session.get(url, params=params, timeout=self.timeout)
         except requests.RequestException as exc:
-            raise MarquezError(f"Marquez at {self.base} is unreachable: {exc}") from exc
+            raise MarquezError(f"Marquez at {self.shown} is unreachable: {exc}") from exc
         if response.status_code == 404 and missing_ok:
             return None
         if response.status_code >= 400:
-            raise MarquezError(f"Marquez answered {response.status_code} to GET {path}")
+            raise MarquezError(
+                f"Marquez at {self.shown} answered {response.status_code} to GET {path}"
+            )
         try:
             return response.json()
         except ValueError as exc:

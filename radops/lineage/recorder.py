@@ -89,6 +89,12 @@ class LineageRecorder:
         self._synced_at = time.monotonic()
         return added
 
+    def prepare(self) -> None:
+        """Make the embedded index current for a series of queries, unless Marquez answers
+        them (then a query that Marquez cannot answer syncs on its own)."""
+        if self.marquez is None or self._marquez_down:
+            self.sync()
+
     def _ensure_synced(self) -> None:
         if not self._synced:
             self.sync()
