@@ -291,7 +291,7 @@ class _Step:
             outputs = explicit
             returned: Any = None
         else:
-            record = lake.lineage.call(digest, call_job(self.job_name, digest))
+            record = lake.lineage.call(digest, call_job(self.job_name, lake.store.url, digest))
             if record is None:
                 return _RUN
             recorded_run = record["run"]["runId"]
@@ -377,7 +377,7 @@ class _Step:
     ) -> Any:
         from radops.lineage.events import Creation, uuid7
 
-        call = call_job(self.job_name, digest, *(explicit or ()))
+        call = call_job(self.job_name, lake.store.url, digest, *(explicit or ()))
         warning = (self.job_name, self.source.warning)
         if self.source.warning and warning not in _warned_about_source:
             # Once per function and process, not at every call: a function pickled to Dask

@@ -254,7 +254,7 @@ class DataLake:
             job_name=job,
             email=self.originator,
             radops_version=radops_version(),
-            call=call_job(job, uid),
+            call=call_job(job, self.store.url, uid),
             job_type=JOB_TYPES[job],
             **fields,
         )

@@ -69,11 +69,18 @@ def test_ml_pipeline_sweeps_rerun_only_what_changed_and_trace_the_report(
     assert all(second[label][1] == first[label][1] for label in SWEEP_1[:-1])  # same files
     assert second["split"][1] == "wine/train.csv, wine/test.csv"
     assert second["report"][1] == "reports/wine-sweep-2.md"
-    assert re.fullmatch(r"__main__\.train/[0-9a-f]{32}-0\.pkl", second["train max_depth=4"][1])
+    assert re.fullmatch(
+        r"examples\.ml-pipeline\.pipeline\.train/[0-9a-f]{32}-0\.pkl",
+        second["train max_depth=4"][1],
+    )
     # Unchanged: nothing runs, and radops says why on stderr.
     assert {status for status, _ in third.values()} == {"skipped"}
     assert third == {label: ("skipped", outputs) for label, (_, outputs) in second.items()}
-    skips = re.findall(r"^radops: __main__\.(\w+) skipped: its outputs are already", err, re.M)
+    skips = re.findall(
+        r"^radops: examples\.ml-pipeline\.pipeline\.(\w+) skipped: its outputs are already",
+        err,
+        re.M,
+    )
     assert len(skips) == 6 + 9
 
     # The report: one row per model, real scores, on the 54 test rows (30 % of 178 clean rows).
@@ -94,11 +101,11 @@ def test_ml_pipeline_sweeps_rerun_only_what_changed_and_trace_the_report(
     for made in (cleaned, "wine/train.csv, wine/test.csv", "raw/wine.data"):
         assert f"\n{made} was made by:\n" in lineage
     for expected in (
-        "function __main__.report",
-        "function __main__.evaluate",
-        "function __main__.train",
-        "function __main__.split",
-        "function __main__.clean",
+        "function examples.ml-pipeline.pipeline.report",
+        "function examples.ml-pipeline.pipeline.evaluate",
+        "function examples.ml-pipeline.pipeline.train",
+        "function examples.ml-pipeline.pipeline.split",
+        "function examples.ml-pipeline.pipeline.clean",
         "function radops.datalake.add",
         "max_depth = 4",
         "test_fraction = 0.3",
@@ -106,5 +113,5 @@ def test_ml_pipeline_sweeps_rerun_only_what_changed_and_trace_the_report(
         wine_url,
     ):
         assert expected in lineage, expected
-    assert lineage.count("function __main__.train") == 3
-    assert lineage.count("function __main__.evaluate") == 3
+    assert lineage.count("function examples.ml-pipeline.pipeline.train") == 3
+    assert lineage.count("function examples.ml-pipeline.pipeline.evaluate") == 3

@@ -57,12 +57,15 @@ def check_walkthrough_output(result: subprocess.CompletedProcess[str]) -> None:
     runs = out.split("$ python pipeline.py\n")
     assert len(runs) == 3  # the step runs, then is skipped on the second call
     assert all(run.startswith("this is some data\nadditional data\n") for run in runs[1:])
-    assert "__main__.process skipped: its outputs are already in the data lake" in result.stderr
+    assert (
+        "examples.walkthrough.pipeline.process skipped: its outputs are already in the data lake"
+        in result.stderr
+    )
     lineage = out.split("$ radops datalake lineage processed_file.txt\n")[1]
     for expected in (
         "input files",
         "creation method",
-        "function __main__.process",
+        "function examples.walkthrough.pipeline.process",
         "uid processed_file.txt",
         "name_in_datalake.txt",
         "radops version: ",

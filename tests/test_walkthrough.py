@@ -166,7 +166,7 @@ def test_walkthrough(tmp_path: Path, cli_env: dict[str, str]) -> None:
         "output",
         "->",
         "name_in_datalake.txt",
-        "function __main__.process",
+        "function pipeline.process",
         "uid processed_file.txt",
         f"originator {TEST_EMAIL}",
         "radops version: ",
@@ -190,7 +190,7 @@ def test_walkthrough(tmp_path: Path, cli_env: dict[str, str]) -> None:
     assert payload["uid"] == "processed_file.txt"
     [event] = payload["events"]
     assert event["eventType"] == "COMPLETE"
-    assert function_of(event) == "__main__.process"
+    assert function_of(event) == "pipeline.process"
     facet = event["run"]["facets"]["radops_run"]
     assert facet["inputs"] == ["name_in_datalake.txt"]
     assert facet["outputs"] == ["processed_file.txt"]
@@ -205,7 +205,7 @@ def test_walkthrough(tmp_path: Path, cli_env: dict[str, str]) -> None:
     env_b = _environment(cli_env, RADOPS_HOME=str(home_b))
     again = _run(["pipeline.py"], project, env_b)
     assert again.stdout == "this is some data\nadditional data\n"
-    assert "__main__.process skipped" in again.stderr
+    assert "pipeline.process skipped" in again.stderr
     assert "already in the data lake" in again.stderr
     storage_b = home_b / "storage"
     assert (storage_b / "processed_file.txt").is_file()  # it was opened
@@ -234,7 +234,7 @@ def test_lineage_of_a_file_made_from_parameters_only(
     assert "input files" not in text
     assert text.count("╭") == 2, text
     assert "creation method" in text
-    assert "function __main__.count_to" in text
+    assert "function count.count_to" in text
     assert "n = 3" in text
     assert "uid numbers.txt" in text
     assert f"https://github.com/acme/radops-demo/blob/{commit}/count.py#L" in text

@@ -80,6 +80,8 @@ class MarquezClient:
             raise MarquezError(
                 f"Marquez at {self.shown} answered {response.status_code} to GET {path}"
             )
+        if not response.content.strip():
+            return None  # Marquez answers 200 with no body for a run without job facets
         try:
             return response.json()
         except ValueError as exc:
@@ -125,8 +127,8 @@ class MarquezClient:
 
     def lineage(self, node: str, depth: int = 20) -> dict[str, Any]:
         """``GET /lineage?nodeId=...&depth=N``: the (job-level) lineage graph."""
-        result: dict[str, Any] = self._get("/lineage", {"nodeId": node, "depth": depth})
-        return result
+        result: dict[str, Any] | None = self._get("/lineage", {"nodeId": node, "depth": depth})
+        return result or {"graph": []}
 
     def search(
         self, q: str, *, filter: str | None = None, namespace: str | None = None, limit: int = 100

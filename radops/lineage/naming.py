@@ -163,8 +163,9 @@ def _repository_root(path: Path) -> Path | None:
 def call_job(function: str, *identity: str) -> str:
     """The job of one distinct call of ``function``: ``<function>/<12 hex digits>``.
 
-    ``identity`` is what tells the calls apart: the call digest (function, arguments, salt)
-    and the declared output uids of a ``file_creator`` call, the uid a ``datalake add`` makes.
+    ``identity`` is what tells the calls apart: the lake (two lakes share a job namespace),
+    then the call digest (function, arguments, salt) and the declared output uids of a
+    ``file_creator`` call, or the uid a ``datalake add`` makes.
     """
     digest = hashlib.sha256("\0".join(identity).encode("utf-8")).hexdigest()
     return f"{function}/{digest[:12]}"

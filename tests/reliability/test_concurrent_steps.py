@@ -128,9 +128,11 @@ def test_eight_processes_running_one_step_end_with_one_object_and_one_record(
         for uid in (data_uid, summary_uid):
             completes = _completes_of(observer, uid)
             assert [e["run"]["runId"] for e in completes] == [data_meta.metadata["radops-run-id"]]
-        assert [m.key for m in observer.files("__main__.step/")].count(data_uid) == 1
+        assert [m.key for m in observer.files("tests.reliability.race_child.step/")].count(
+            data_uid
+        ) == 1
     ran_and_lost = sum(
-        event["eventType"] == "ABORT" and function_of(event) == "__main__.step"
+        event["eventType"] == "ABORT" and function_of(event) == "tests.reliability.race_child.step"
         for event in observer.lineage.index.events()
     )
     report(
