@@ -20,6 +20,8 @@ class Trial:
     problems: list[str] = attrs.Factory(list)
     data_lost: set[str] = attrs.Factory(set)  # files (uids) whose data is missing or wrong
     events_lost: set[str] = attrs.Factory(set)  # files or events whose lineage record is missing
+    # Losses an earlier trial of the same test counted: seen again, they are not new.
+    counted_before: set[str] = attrs.Factory(set)
 
     def fail(self, problem: str) -> None:
         """Something the fault must not cause happened (nothing lost, or not only)."""
@@ -27,13 +29,15 @@ class Trial:
 
     def lose_data(self, uid: str, why: str) -> None:
         """The data of ``uid`` is missing or wrong after the trial."""
-        self.data_lost.add(uid)
-        self.problems.append(f"data lost: {uid}: {why}")
+        if f"data {uid}" not in self.counted_before:
+            self.data_lost.add(uid)
+            self.problems.append(f"data lost: {uid}: {why}")
 
     def lose_event(self, key: str, why: str) -> None:
         """The lineage event of ``key`` (a uid, or a run and event type) is missing."""
-        self.events_lost.add(key)
-        self.problems.append(f"event lost: {key}: {why}")
+        if f"event {key}" not in self.counted_before:
+            self.events_lost.add(key)
+            self.problems.append(f"event lost: {key}: {why}")
 
     @property
     def failed(self) -> bool:
@@ -42,13 +46,15 @@ class Trial:
 
 @attrs.define
 class Tally:
-    """Every trial of one fault test."""
+    """Every trial of one fault test; a file or event lost is counted once, when first seen."""
 
     trials: list[Trial] = attrs.Factory(list)
 
     def trial(self, label: str) -> Trial:
         """Start counting one more trial."""
-        self.trials.append(Trial(label))
+        counted = {f"data {uid}" for trial in self.trials for uid in trial.data_lost}
+        counted |= {f"event {key}" for trial in self.trials for key in trial.events_lost}
+        self.trials.append(Trial(label, counted_before=counted))
         return self.trials[-1]
 
     @property
