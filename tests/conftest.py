@@ -15,6 +15,7 @@ import pytest
 
 from radops.lake import DataLake
 from radops.settings import Settings
+from tests.capabilities import REQUIRE_ENV, parse_required
 from tests.seaweed import SeaweedServer, start_seaweed
 
 TEST_EMAIL = "tester@example.com"
@@ -149,6 +150,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="FILE",
         help="append one JSON line per fault test (trials, failures, data and events lost)",
+    )
+    group.addoption(
+        "--require",
+        type=parse_required,
+        default=os.environ.get(REQUIRE_ENV, ""),
+        metavar="CAPABILITIES",
+        help=f"fail, instead of skipping, the tests that need these capabilities of the "
+        f"machine when it lacks them (comma-separated: userns); default ${REQUIRE_ENV}",
     )
 
 

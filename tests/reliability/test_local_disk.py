@@ -15,7 +15,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,26 +24,16 @@ from typing import Any
 import pytest
 
 from radops.lake import DataLake
+from tests.capabilities import need
 from tests.conftest import MakeLake
 from tests.local_http import serving_folder
 from tests.reliability.tally import Tally, Trial
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("unshare") is None, reason="needs unshare (util-linux) for a real tmpfs"
-)
-
 
 @pytest.fixture(scope="module", autouse=True)
-def _mount_namespaces() -> None:
-    """Skip, saying why, where unprivileged user and mount namespaces are not allowed."""
-    probe = subprocess.run(
-        ["unshare", "--user", "--map-root-user", "--mount", "true"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    if probe.returncode != 0:
-        pytest.skip(f"unshare --user --mount is not permitted here: {probe.stderr.strip()}")
+def _mount_namespaces(request: pytest.FixtureRequest) -> None:
+    """Unprivileged user and mount namespaces: skip without them, or fail if required."""
+    need(request.config, "userns")
 
 
 BIG = 2 * 1024 * 1024  # twice the tmpfs: never fits
