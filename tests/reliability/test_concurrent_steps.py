@@ -10,6 +10,7 @@ may fail. Then eight processes create 1,000 distinct files between them, from on
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -170,6 +171,8 @@ def test_eight_processes_running_one_step_end_with_one_object_and_one_record(
         ]
         trial = tally.trial(f"trial {n}")
         _check_race(trial, observer, _results(trial, _together(children, word)))
+        for p in range(PROCESSES):  # checked: free their copies (8 x 50 MB per trial)
+            shutil.rmtree(tmp_path / f"{tag}-p{p}")
     ran_and_lost = sum(
         event["eventType"] == "ABORT" and event["job"]["name"] == "__main__.step"
         for event in observer.lineage.index.events()

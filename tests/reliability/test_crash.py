@@ -220,6 +220,8 @@ def test_a_killed_pipeline_leaves_nothing_partial_and_reruns_to_completion(
             trial.fail(f"the rerun failed (exit {rerun.code}): {rerun.stderr[-2000:]}")
         else:
             _outputs_are_right(trial, machine, rerun.outputs, pipeline.expected(run, size, calls))
+            for uid in rerun.outputs:  # checked: free local storage (50 MB a run, 100s of runs)
+                machine.remove_local(uid)
         _lineage_is_consistent(trial, machine, recorded)
     leftover = repair(machine, dry_run=True)
     swept = repair(machine).swept  # temp files and uploads of killed writers: never visible
