@@ -1,33 +1,104 @@
-"""What a test may skip for, and when it may not.
+"""What some tests need beyond the repository and Python, and what they do without it.
 
-Some checks need something a fresh clone or an unusual machine lacks: the official OpenLineage
-schemas and Marquez's OpenAPI spec (``../shared/specs``), or unprivileged user namespaces (the
-full-disk and unmounted-share fault tests). Such a test skips with a one-line reason, unless
-``RADOPS_TEST_REQUIRE`` names the capability (``.ci/run`` sets ``specs,userns``): then the same
-reason fails it, so CI always runs the real thing.
+Without a capability a test is skipped with a one-line reason, unless the run requires the
+capability (``RADOPS_TEST_REQUIRE=userns,specs`` or ``--require userns,specs``; ``.ci/run``
+sets both): then the test fails with that same reason, so that a CI machine which lost the
+capability cannot pass by skipping.
+
+- ``userns``: ``unshare`` and ``nsenter`` (util-linux) and unprivileged user and mount
+  namespaces, for a full or read-only RADOPS_HOME and an unmounted share. Docker's default
+  seccomp profile denies them.
+- ``specs``: the official OpenLineage JSON Schemas and Marquez's OpenAPI spec, which a fresh
+  clone does not have (``../shared/specs``, or the folders the environment names: see
+  ``tests/olschema.py`` and ``tests/marquez_spec.py``).
 """
 
 from __future__ import annotations
 
-import os
+import argparse
+import functools
+import shutil
+import subprocess
+from collections.abc import Callable
 from typing import NoReturn
 
 import pytest
 
-#: The capabilities a test may skip for.
-CAPABILITIES = ("specs", "userns")
+REQUIRE_ENV = "RADOPS_TEST_REQUIRE"
 
 
-def required() -> set[str]:
-    """The capabilities ``RADOPS_TEST_REQUIRE`` says this run must have."""
-    names = {name.strip() for name in os.environ.get("RADOPS_TEST_REQUIRE", "").split(",")}
-    return {name for name in names if name}
+@functools.cache
+def _userns_missing() -> str | None:
+    for tool in ("unshare", "nsenter"):
+        if shutil.which(tool) is None:
+            return f"needs {tool} (util-linux) on PATH"
+    probe = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "true"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if probe.returncode != 0:
+        said = probe.stderr.strip().splitlines()
+        return "unprivileged user and mount namespaces are not permitted here: " + (
+            said[-1] if said else f"unshare exited {probe.returncode}"
+        )
+    return None
 
 
-def missing(capability: str, reason: str) -> NoReturn:
-    """Skip the test for want of ``capability`` (one line: ``reason``), or fail it if required."""
+def _specs_missing() -> str | None:
+    from tests.marquez_spec import spec_missing
+    from tests.olschema import schemas_missing
+
+    return schemas_missing() or spec_missing()
+
+
+# Each capability: why this machine lacks it, or None when it has it.
+CAPABILITIES: dict[str, Callable[[], str | None]] = {
+    "userns": _userns_missing,
+    "specs": _specs_missing,
+}
+
+# What this run requires (``--require``), set when pytest is configured: RADOPS_* variables are
+# removed from the environment while the tests run.
+_required: tuple[str, ...] = ()
+
+
+def configure(config: pytest.Config) -> None:
+    """Remember the capabilities the run requires (called from ``pytest_configure``)."""
+    global _required
+    _required = tuple(config.getoption("--require"))
+
+
+def parse_required(names: str) -> tuple[str, ...]:
+    """The capabilities named in ``names`` (comma-separated): the type of ``--require``.
+
+    Raises:
+        argparse.ArgumentTypeError: a name that is not a known capability (a typo would
+            silently skip); pytest reports it as a usage error.
+    """
+    required = tuple(sorted({name.strip() for name in names.split(",") if name.strip()}))
+    if unknown := [name for name in required if name not in CAPABILITIES]:
+        raise argparse.ArgumentTypeError(
+            f"unknown capability {', '.join(unknown)} in {REQUIRE_ENV} or --require "
+            f"(known: {', '.join(sorted(CAPABILITIES))})"
+        )
+    return required
+
+
+def need(config: pytest.Config, capability: str) -> None:
+    """Go on if the machine has ``capability``; otherwise skip, or fail if the run requires it."""
+    why = CAPABILITIES[capability]()
+    if why is not None:
+        missing(capability, why)
+
+
+def missing(capability: str, why: str) -> NoReturn:
+    """Skip the test for want of ``capability`` (``why``, one line), or fail it if the run
+    requires the capability."""
     if capability not in CAPABILITIES:
         raise ValueError(f"unknown capability {capability!r}")
-    if capability in required():
-        pytest.fail(f"{reason} (RADOPS_TEST_REQUIRE={capability})", pytrace=False)
-    pytest.skip(reason)
+    if capability in _required:
+        pytest.fail(f"{why} (required: {REQUIRE_ENV}={capability})", pytrace=False)
+    pytest.skip(f"{why} (set {REQUIRE_ENV}={capability} to make this a failure)")

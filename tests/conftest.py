@@ -17,6 +17,8 @@ import pytest
 
 from radops.lake import DataLake
 from radops.settings import Settings
+from tests import capabilities
+from tests.capabilities import REQUIRE_ENV, parse_required
 from tests.marquez_server import MarquezServer, MarquezUnavailable, marquez_version, start_marquez
 from tests.seaweed import SeaweedServer, start_seaweed
 
@@ -189,6 +191,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="FILE",
         help="append one JSON line per fault test (trials, failures, data and events lost)",
     )
+    group.addoption(
+        "--require",
+        type=parse_required,
+        default=os.environ.get(REQUIRE_ENV, ""),
+        metavar="CAPABILITIES",
+        help=f"fail, instead of skipping, the tests that need these capabilities of the "
+        f"machine when it lacks them (comma-separated: userns, specs); default ${REQUIRE_ENV}",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    capabilities.configure(config)
 
 
 @pytest.fixture

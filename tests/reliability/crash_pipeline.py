@@ -3,12 +3,13 @@
 ``python -m tests.reliability.crash_pipeline TRIAL SIZE CALLS`` makes, for each of CALLS seeds,
 two implicit outputs (SIZE bytes of deterministic data and a text summary), then one explicit
 output that combines the summaries. Configured by RADOPS_* like any user's script. Prints
-``ready`` once imports are done, and ``done`` at the end.
+``ready`` once imports are done, then the uids of every output (a JSON list), then ``done``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import sys
 
@@ -64,13 +65,25 @@ def combined_uid(trial: int) -> str:
 
 
 def run(trial: int, size: int, calls: int) -> list[File]:
-    """Every call of one trial; returns the combined file."""
-    summaries = [make(seed, size)[1] for seed in seeds(trial, calls)]
-    return [combine(summaries, output_uid=combined_uid(trial))]
+    """Every call of one trial; returns every output: each call's two, then the combined one."""
+    made = [file for seed in seeds(trial, calls) for file in make(seed, size)]
+    return [*made, combine(made[1::2], output_uid=combined_uid(trial))]
+
+
+def expected(trial: int, size: int, calls: int) -> list[bytes]:
+    """The bytes of each output :func:`run` returns, in the same order."""
+    texts = [summary(seed, size) for seed in seeds(trial, calls)]
+    made = [
+        part
+        for seed, text in zip(seeds(trial, calls), texts, strict=True)
+        for part in (data(seed, size), text.encode())
+    ]
+    return [*made, "".join(texts).encode()]
 
 
 if __name__ == "__main__":
     trial, size, calls = (int(arg) for arg in sys.argv[1:4])
     print("ready", flush=True)
-    run(trial, size, calls)
+    outputs = run(trial, size, calls)
+    print(json.dumps([file.uid for file in outputs]), flush=True)
     print("done", flush=True)

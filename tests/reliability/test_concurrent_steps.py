@@ -10,18 +10,22 @@ may fail. Then eight processes create 1,000 distinct files between them, from on
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
-from radops.lake import DataLake
+from radops.cache import LocalStorage
+from radops.lake import RUN_KEY, DataLake
 from radops.lineage.events import function_of
 from radops.settings import Settings
 from tests.conftest import TEST_EMAIL, process_env
+from tests.reliability.tally import Tally, Trial
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = 8
@@ -57,8 +61,14 @@ def _start(lake: DataLake, home: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def _together(children: list[subprocess.Popen[str]], word: str) -> list[dict[str, Any]]:
-    """Wait until every child says ``word``, release them at once, collect their results."""
+def _together(
+    children: list[subprocess.Popen[str]], word: str
+) -> list[tuple[dict[str, Any] | None, str]]:
+    """Wait until every child says ``word``, release them at once; what each returned.
+
+    Per child: its JSON result, or None if it failed (a failure the trial counts), and its
+    stderr.
+    """
     try:
         for child in children:
             assert child.stdout is not None and child.stdin is not None
@@ -68,17 +78,29 @@ def _together(children: list[subprocess.Popen[str]], word: str) -> list[dict[str
             assert child.stdin is not None
             child.stdin.write("go\n")
             child.stdin.flush()
-        results = []
+        outcomes: list[tuple[dict[str, Any] | None, str]] = []
         for child in children:
             out, err = child.communicate(timeout=240)
-            assert child.returncode == 0, err  # no error a user would not expect
-            results.append(json.loads(out.strip().splitlines()[-1]))
-        return results
+            lines = out.strip().splitlines()
+            result = json.loads(lines[-1]) if child.returncode == 0 and lines else None
+            outcomes.append((result, f"exit {child.returncode}: {err.strip()[-1000:]}"))
+        return outcomes
     finally:
         for child in children:
             if child.poll() is None:
                 child.kill()
                 child.wait()
+
+
+def _results(trial: Trial, outcomes: list[tuple[dict[str, Any] | None, str]]) -> list[Any]:
+    """The results of the processes that succeeded; each one that failed is a problem."""
+    results = []
+    for n, (result, err) in enumerate(outcomes):
+        if result is None:
+            trial.fail(f"process {n} failed, which no user would expect: {err}")
+        else:
+            results.append(result)
+    return results
 
 
 def _completes_of(lake: DataLake, uid: str) -> list[dict[str, Any]]:
@@ -89,6 +111,46 @@ def _completes_of(lake: DataLake, uid: str) -> list[dict[str, Any]]:
         if event["eventType"] == "COMPLETE"
         and uid in event["run"]["facets"].get("radops_run", {}).get("outputs", [])
     ]
+
+
+def _check_race(trial: Trial, observer: DataLake, results: list[dict[str, Any]]) -> None:
+    """One object per output, of one winning run, recorded once, read by every process."""
+    returned = {tuple(result["uids"]) for result in results}
+    if len(returned) > 1:
+        trial.fail(f"the processes returned different outputs: {sorted(returned)}")
+    for data_uid, summary_uid in returned:
+        metas = {uid: observer.head(uid) for uid in (data_uid, summary_uid)}
+        for uid, meta in metas.items():
+            if meta is None:
+                trial.lose_data(uid, "returned by the step, not in the lake")
+            elif (seen := observer.verify(uid).remote) != "ok":
+                trial.lose_data(uid, f"the lake's object is {seen}")
+        data_meta, summary_meta = metas[data_uid], metas[summary_uid]
+        if data_meta is None or summary_meta is None or trial.data_lost:
+            continue
+        run_id = data_meta.metadata.get(RUN_KEY)
+        if summary_meta.metadata.get(RUN_KEY) != run_id:
+            trial.fail("the two outputs in the lake come from different runs: no one winner")
+        with observer.file(summary_uid).open("r") as handle:
+            winner_summary = handle.read()
+        if winner_summary != data_meta.sha256:
+            trial.lose_data(summary_uid, "the summary does not describe the data beside it")
+        for n, result in enumerate(results):  # every process reads the winner's bytes
+            if result["data_sha256"] != data_meta.sha256:
+                trial.lose_data(data_uid, f"process {n} read other bytes than the lake's")
+            if result["summary"] != winner_summary:
+                trial.lose_data(summary_uid, f"process {n} read another summary")
+        for uid in (data_uid, summary_uid):
+            runs = [e["run"]["runId"] for e in _completes_of(observer, uid)]
+            if run_id not in runs:
+                trial.lose_event(uid, f"no COMPLETE record of run {run_id}, which made it")
+            if len(runs) > 1:
+                trial.fail(f"{uid} has {len(runs)} COMPLETE records: {runs}")
+        listed = [m.key for m in observer.files("tests.reliability.race_child.step/")].count(
+            data_uid
+        )
+        if listed != 1:
+            trial.fail(f"{data_uid} is listed {listed} times")
 
 
 @pytest.mark.timeout(900)
@@ -102,35 +164,18 @@ def test_eight_processes_running_one_step_end_with_one_object_and_one_record(
     trials: Callable[[int], int],
     report: Callable[..., None],
 ) -> None:
-    count = trials(2 if size == "small" else 1)
-    for trial in range(count):
-        tag = f"{size}-{barrier}-{trial}"
+    tally = Tally()
+    for n in range(trials(2 if size == "small" else 1)):
+        tag = f"{size}-{barrier}-{n}"
         word = "ready" if barrier == "before" else "staged"
         children = [
-            _start(observer, tmp_path / f"{tag}-p{n}", "same", str(SIZES[size]), tag, barrier)
-            for n in range(PROCESSES)
+            _start(observer, tmp_path / f"{tag}-p{p}", "same", str(SIZES[size]), tag, barrier)
+            for p in range(PROCESSES)
         ]
-        results = _together(children, word)
-
-        uids = {tuple(result["uids"]) for result in results}
-        assert len(uids) == 1, "every process returns the same outputs"
-        data_uid, summary_uid = uids.pop()
-        data_meta, summary_meta = observer.head(data_uid), observer.head(summary_uid)
-        assert data_meta is not None and summary_meta is not None
-        # One winner: both objects come from the same process and run.
-        assert data_meta.metadata["radops-run-id"] == summary_meta.metadata["radops-run-id"]
-        with observer.file(summary_uid).open("r") as handle:
-            winner_summary = handle.read()
-        assert winner_summary == data_meta.sha256, "the summary describes the data beside it"
-        for result in results:  # every process reads the winner's bytes
-            assert result["data_sha256"] == data_meta.sha256
-            assert result["summary"] == winner_summary
-        for uid in (data_uid, summary_uid):
-            completes = _completes_of(observer, uid)
-            assert [e["run"]["runId"] for e in completes] == [data_meta.metadata["radops-run-id"]]
-        assert [m.key for m in observer.files("tests.reliability.race_child.step/")].count(
-            data_uid
-        ) == 1
+        trial = tally.trial(f"trial {n}")
+        _check_race(trial, observer, _results(trial, _together(children, word)))
+        for p in range(PROCESSES):  # checked: free their copies (8 x 50 MB per trial)
+            shutil.rmtree(tmp_path / f"{tag}-p{p}")
     ran_and_lost = sum(
         event["eventType"] == "ABORT" and function_of(event) == "tests.reliability.race_child.step"
         for event in observer.lineage.index.events()
@@ -138,12 +183,12 @@ def test_eight_processes_running_one_step_end_with_one_object_and_one_record(
     report(
         fault=f"concurrency: 8 processes, same step, {size} output, barrier {barrier}",
         remote="s3" if observer.settings.remote.startswith("s3://") else "directory",
-        trials=count,
-        failures=0,
-        data_lost=0,
-        events_lost=0,
+        **tally.figures(),
         notes=f"losers that ran the step and settled on the winner's outputs: {ran_and_lost}",
     )
+    assert tally.data_lost == 0, tally.problems()
+    assert tally.events_lost == 0, tally.problems()
+    assert tally.failures == 0, tally.problems()
 
 
 @pytest.mark.timeout(600)
@@ -156,20 +201,45 @@ def test_eight_processes_create_a_thousand_distinct_files(
         _start(observer, shared_home, "distinct", str(n * per_process), str(per_process))
         for n in range(PROCESSES)
     ]
-    results = _together(children, "ready")
-    assert sum(result["created"] for result in results) == 1000
+    tally = Tally()
+    trial = tally.trial("8 processes")
+    created = []  # what the processes that succeeded say they created
+    for n, result in enumerate(_results(trial, _together(children, "ready"))):
+        if result["created"] != per_process:
+            trial.fail(f"process {n} created {result['created']} files, not {per_process}")
+        created += [f"many/{i}.txt" for i in range(n * per_process, (n + 1) * per_process)]
     listed = {meta.key for meta in observer.files("many/")}
-    assert listed == {f"many/{n}.txt" for n in range(1000)}
-    unverified = [uid for uid in sorted(listed) if not observer.verify(uid).ok]
-    assert unverified == []
-    recorded = {uid for uid in listed if observer.lineage.creation_of(uid) is not None}
-    assert recorded == listed
+    shared = attrs.evolve(observer.settings, home=shared_home)
+    local = LocalStorage(shared.storage_dir, shared.state_dir, shared.tmp_dir)
+    try:
+        for uid in created:
+            text = f"file {uid.removeprefix('many/').removesuffix('.txt')}\n"
+            if uid not in listed:
+                trial.lose_data(uid, "created, not in the lake")
+            elif (seen := observer.verify(uid).remote) != "ok":
+                trial.lose_data(uid, f"the lake's object is {seen}")
+            path = local.path(uid)
+            if not path.is_file():
+                trial.fail(f"{uid}: not in the shared home's local storage")
+            elif path.read_text() != text:
+                trial.lose_data(uid, "the shared home's local copy has other bytes")
+            if observer.lineage.creation_of(uid) is None:
+                trial.lose_event(uid, "no creation record")
+    finally:
+        local.close()
+    if unexpected := listed - set(created):
+        trial.fail(
+            f"{len(unexpected)} objects in the lake nobody created: {sorted(unexpected)[:5]}"
+        )
     report(
         fault="concurrency: 8 processes, 1,000 distinct files",
         remote="s3" if observer.settings.remote.startswith("s3://") else "directory",
-        trials=1,
-        failures=0,
-        data_lost=1000 - len(listed),
-        events_lost=len(listed) - len(recorded),
-        notes="all present, all verified by sha256, each with its creation record",
+        **tally.figures(),
+        notes=(
+            f"{len(created)} files created: each checked in the lake (sha256), in the shared "
+            "home's local storage and for its creation record"
+        ),
     )
+    assert tally.data_lost == 0, tally.problems()
+    assert tally.events_lost == 0, tally.problems()
+    assert tally.failures == 0, tally.problems()

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from radops.errors import IntegrityError
+from radops.errors import IntegrityError, RadopsError
 from radops.lake import DataLake
 from tests.conftest import MakeLake
+from tests.reliability.tally import Tally, Trial
 
 DATA = b"0123456789abcdef" * 64
 BASE_ENV: dict[str, str | None] = {
@@ -208,6 +209,17 @@ def _flip_remote_byte(
     client.put_object(Bucket=bucket, Key=key, Body=bytes(body), Metadata=found["Metadata"])
 
 
+def _read_into(trial: Trial, lake: DataLake, uid: str, data: bytes, who: str) -> None:
+    """Read ``uid`` on ``lake``: a loss in ``trial`` unless it returns exactly ``data``."""
+    try:
+        found = _read(lake, uid)
+    except (RadopsError, OSError) as exc:
+        trial.lose_data(uid, f"{who} cannot read it: {type(exc).__name__}: {exc}")
+        return
+    if found != data:
+        trial.lose_data(uid, f"{who} read {len(found)} bytes that are not the ones written")
+
+
 def test_random_byte_flips_are_always_detected(
     make_lake: MakeLake,
     request: pytest.FixtureRequest,
@@ -218,39 +230,52 @@ def test_random_byte_flips_are_always_detected(
 
     A flipped local copy (its mtime restored, so only hashing can see it) is found by verify and
     replaced from the lake; a flipped lake object is reported by verify and refused by every read
-    that would download it.
+    that would download it. Each trial counts what it saw; the figures are asserted at the end.
     """
     rng = random.Random(request.node.nodeid)
     writer, reader = make_lake("writer"), make_lake("reader")
-    count = trials(20)
+    tally = Tally()
     replaced = refused = 0
-    for trial in range(count):
-        uid = f"flips/{trial}.bin"
+    for n in range(trials(20)):
+        uid = f"flips/{n}.bin"
         data = rng.randbytes(rng.randint(1, 300_000))
         _write(writer, uid, data)
         offset = rng.randrange(len(data))
-        if trial % 2 == 0:
+        where = "local copy" if n % 2 == 0 else "lake object"
+        trial = tally.trial(f"trial {n} ({where}, byte {offset} of {len(data)})")
+        if where == "local copy":
             _flip_byte(writer.local.path(uid), offset=offset, keep_mtime=True)
             result = writer.verify(uid)
-            assert (result.remote, result.local, result.replaced) == ("ok", "corrupted", True)
-            assert _read(writer, uid) == data
-            replaced += 1
+            seen = (result.remote, result.local, result.replaced)
+            if seen != ("ok", "corrupted", True):
+                trial.fail(f"verify saw (lake, local, replaced) = {seen}")
+            replaced += result.replaced
+            _read_into(trial, writer, uid, data, "the writer")
         else:
             _flip_remote_byte(writer, uid, offset, request)
-            assert reader.verify(uid).remote == "corrupted"
-            with pytest.raises(IntegrityError), reader.file(uid).open("rb"):
-                pass
-            assert not reader.exists_locally(uid)
-            refused += 1
+            seen_remote = reader.verify(uid).remote
+            if seen_remote != "corrupted":
+                trial.fail(f"verify saw the flipped lake object as {seen_remote!r}")
+            try:
+                served = _read(reader, uid)
+            except IntegrityError:
+                refused += 1
+            else:
+                trial.lose_data(uid, f"a read served the flipped object ({len(served)} bytes)")
+            if reader.exists_locally(uid):
+                trial.lose_data(uid, "the flipped object was placed in the reader's storage")
+            _read_into(trial, writer, uid, data, "the writer, from its own sound copy,")
+        if reader.lineage.creation_of(uid) is None:
+            trial.lose_event(uid, "no creation record in the lake")
     report(
         fault="corruption: one random byte flipped",
         remote="s3" if writer.settings.remote.startswith("s3://") else "directory",
-        trials=count,
-        failures=0,
-        data_lost=0,
-        events_lost=0,
+        **tally.figures(),
         notes=(
             f"{replaced} flipped local copies (mtime restored) found by verify and replaced "
             f"from the lake; {refused} flipped lake objects reported and never served"
         ),
     )
+    assert tally.data_lost == 0, tally.problems()
+    assert tally.events_lost == 0, tally.problems()
+    assert tally.failures == 0, tally.problems()

@@ -360,8 +360,10 @@ class Figures:
     delivered: int  # distinct (runId, eventType) accepted
     accepted: int  # every copy accepted
     duplicates: int
-    lost: int
+    lost: int  # events the endpoint never accepted
+    records_lost: int  # files without their creation record in the lake
     data_lost: int
+    problems: list[str]  # latency or exit-wait bounds broken
     added: dict[str, float]  # mode -> largest added latency of a creation, but the one below
     slow_question: float  # the first Marquez question of a process while Marquez is slow
     timeout: float  # RADOPS_LINEAGE_TIMEOUT
@@ -468,11 +470,15 @@ def run_trial(
     # -- the data itself, and the creation records in the lake
     uids = [uid for child in children for uid in child.uids] + [f"t{trial}/patient.txt"]
     data_lost = sum(1 for uid in uids if checker.head(uid) is None)
-    for uid in uids:
-        record = checker.lineage.creation_of(uid)
-        assert record is not None and (record["run"]["runId"], "COMPLETE") in produced
+    records_lost = sum(
+        1
+        for uid in uids
+        if (record := checker.lineage.creation_of(uid)) is None
+        or (record["run"]["runId"], "COMPLETE") not in produced
+    )
 
     # -- latency: each creation against the same creation on the healthy endpoint
+    problems: list[str] = []
     added: dict[str, float] = {}
     slow_question = 0.0
     for child in (refused, slow, failing, killed):
@@ -485,15 +491,19 @@ def run_trial(
             # question times out after RADOPS_LINEAGE_TIMEOUT, then the process asks its index.
             index = next(i for i, c in enumerate(child.creations) if "implicit" in c["kind"])
             slow_question = extra.pop(index)
-            assert timeout - 0.5 <= slow_question <= timeout + BOUND, slow_question
+            if not timeout - 0.5 <= slow_question <= timeout + BOUND:
+                problems.append(f"the question to a slow Marquez took {slow_question:.2f} s")
         mode = child.phase.split("/")[1]
         added[mode] = max(extra)
-        assert max(extra) <= BOUND, (mode, extra)
+        if max(extra) > BOUND:
+            problems.append(f"{mode}: creations took longer by {extra} s")
 
     # -- exit: radops waits up to EXIT_WAIT for the queue, only while a request is in flight
     exit_costs = {c.phase.split("/")[1]: c.exit_cost for c in (refused, slow, failing, healthy)}
-    assert EXIT_WAIT - 0.1 <= exit_costs.pop("slow") <= EXIT_WAIT + BOUND, slow.exit_cost
-    assert all(cost <= BOUND for cost in exit_costs.values()), exit_costs
+    if not EXIT_WAIT - 0.1 <= exit_costs.pop("slow") <= EXIT_WAIT + BOUND:
+        problems.append(f"the slow phase's process waited {slow.exit_cost:.2f} s at exit")
+    if any(cost > BOUND for cost in exit_costs.values()):
+        problems.append(f"processes waited at exit: {exit_costs}")
     exit_costs["slow"] = slow.exit_cost
 
     return Figures(
@@ -502,7 +512,9 @@ def run_trial(
         accepted=sum(copies.values()),
         duplicates=sum(duplicates.values()),
         lost=len(lost),
+        records_lost=records_lost,
         data_lost=data_lost,
+        problems=problems,
         added=added,
         slow_question=slow_question,
         timeout=timeout,
@@ -528,7 +540,7 @@ def test_lineage_backend_outage(
     produced = sum(f.produced for f in figures)
     delivered = sum(f.delivered for f in figures)
     duplicates = sum(f.duplicates for f in figures)
-    lost = sum(f.lost for f in figures)
+    lost = sum(f.lost + f.records_lost for f in figures)
     data_lost = sum(f.data_lost for f in figures)
     added = {mode: max(f.added[mode] for f in figures) for mode in figures[0].added}
     exits = {mode: max(f.exit_costs[mode] for f in figures) for mode in figures[0].exit_costs}
@@ -537,7 +549,7 @@ def test_lineage_backend_outage(
         fault="lineage backend outage",
         remote="s3" if remote.startswith("s3://") else "directory",
         trials=count,
-        failures=sum(1 for f in figures if f.lost or f.data_lost),
+        failures=sum(1 for f in figures if f.lost or f.records_lost or f.data_lost or f.problems),
         data_lost=data_lost,
         events_lost=lost,
         notes=(
@@ -555,4 +567,5 @@ def test_lineage_backend_outage(
         ),
     )
     assert lost == 0 and data_lost == 0
+    assert [p for f in figures for p in f.problems] == []
     assert duplicates == count

@@ -15,7 +15,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,25 +24,16 @@ from typing import Any
 import pytest
 
 from radops.lake import DataLake
+from tests.capabilities import need
 from tests.conftest import MakeLake
 from tests.local_http import serving_folder
-
-pytestmark = pytest.mark.skipif(
-    shutil.which("unshare") is None, reason="needs unshare (util-linux) for a real tmpfs"
-)
+from tests.reliability.tally import Tally, Trial
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _mount_namespaces() -> None:
-    """Skip, saying why, where unprivileged user and mount namespaces are not allowed."""
-    probe = subprocess.run(
-        ["unshare", "--user", "--map-root-user", "--mount", "true"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    if probe.returncode != 0:
-        pytest.skip(f"unshare --user --mount is not permitted here: {probe.stderr.strip()}")
+def _mount_namespaces(request: pytest.FixtureRequest) -> None:
+    """Unprivileged user and mount namespaces: skip without them, or fail if required."""
+    need(request.config, "userns")
 
 
 BIG = 2 * 1024 * 1024  # twice the tmpfs: never fits
@@ -108,8 +98,11 @@ READ_ONLY = (
 
 def _run_in_namespace(
     setup: str, env: dict[str, str], op: str, uid: str, source: str
-) -> dict[str, Any]:
-    """Run the driver with ``setup`` applied to RADOPS_HOME in a private mount namespace."""
+) -> tuple[dict[str, Any] | None, str]:
+    """Run the driver with ``setup`` applied to RADOPS_HOME in a private mount namespace.
+
+    Returns what the driver saw, or None and why the driver itself failed.
+    """
     command = [
         "unshare",
         "--user",
@@ -134,42 +127,65 @@ def _run_in_namespace(
         text=True,
         timeout=120,
     )
-    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    detail = f"exit {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    if done.returncode != 0 or not done.stdout.strip():
+        return None, detail
     outcome: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
-    return outcome
+    return outcome, detail
 
 
-def _lake_state(observer: DataLake) -> tuple[list[str], list[str]]:
-    """Every object of the lake (uid, sha256) and every lineage record name."""
-    objects = sorted(f"{meta.key} {meta.sha256}" for meta in observer.files())
+def _lake_state(observer: DataLake) -> tuple[dict[str, str | None], list[str]]:
+    """Every object of the lake (uid: sha256) and every lineage record name."""
+    objects = {meta.key: meta.sha256 for meta in observer.files()}
     return objects, sorted(observer.lineage.records.names())
 
 
-def _new_events(observer: DataLake, before: list[str]) -> list[dict[str, Any]]:
-    _, after = _lake_state(observer)
-    new = [name for name in after if name not in before]
-    return [event for name in new if (event := observer.lineage.records.read(name)) is not None]
+def _compare_lake(
+    trial: Trial, observer: DataLake, before: tuple[dict[str, str | None], list[str]], op: str
+) -> None:
+    """The lake as it was: same objects, same bytes, no record gone, no creation recorded.
+
+    A file_creator records its failure (a FAIL record); nothing ever records a creation.
+    """
+    objects, records = _lake_state(observer)
+    for uid, sha256 in before[0].items():
+        if objects.get(uid) != sha256:
+            trial.lose_data(uid, f"its object changed in the lake ({objects.get(uid)})")
+    if appeared := sorted(set(objects) - set(before[0])):
+        trial.fail(f"objects appeared in the lake: {appeared}")
+    for name in sorted(set(before[1]) - set(records)):
+        trial.lose_event(name, "a lineage record disappeared from the lake")
+    new = [name for name in records if name not in before[1]]
+    kinds = [event["eventType"] for name in new if (event := observer.lineage.records.read(name))]
+    if kinds != (["FAIL"] if op == "creator" else []):
+        trial.fail(f"new lineage records in the lake: {kinds}")
 
 
-def _check_error(outcome: dict[str, Any], op: str, expected: str, home: Path) -> str:
-    """The operation failed with one LocalStorageError (an OSError) naming the fault and home."""
+def _error_problems(outcome: dict[str, Any], op: str, expected: str, home: Path) -> list[str]:
+    """What is wrong with the error: one LocalStorageError (an OSError) naming fault and home."""
     if op.startswith("cli-add"):
-        assert outcome["code"] == 1, outcome
         lines = outcome["stderr"].strip().splitlines()
-        assert len(lines) == 1, outcome["stderr"]
-        assert "Traceback" not in outcome["stderr"]
+        if outcome["code"] != 1 or len(lines) != 1 or not lines[0].startswith("error: "):
+            return [f"not one error line and exit 1: exit {outcome['code']}, {outcome['stderr']}"]
         message: str = lines[0]
-        assert message.startswith("error: ")
     else:
         error = outcome["error"]
-        assert error is not None, "the operation succeeded on a full or read-only home"
-        assert error["types"][:2] == ["LocalStorageError", "RadopsError"], error
-        assert "OSError" in error["types"]
-        assert error["errno"] == (errno.ENOSPC if expected == "no space left" else errno.EROFS)
+        if error is None:
+            return ["the operation succeeded on a full or read-only home"]
+        errno_wanted = errno.ENOSPC if expected == "no space left" else errno.EROFS
+        if (
+            error["types"][:2] != ["LocalStorageError", "RadopsError"]
+            or "OSError" not in error["types"]
+            or error["errno"] != errno_wanted
+        ):
+            return [f"not a LocalStorageError with errno {errno_wanted}: {error}"]
         message = error["message"]
-    assert expected in message.lower(), message
-    assert str(home) in message, message
-    return message
+    problems = []
+    if expected not in message.lower():
+        problems.append(f"the message does not say {expected!r}: {message}")
+    if str(home) not in message:
+        problems.append(f"the message does not name {home}: {message}")
+    return problems
 
 
 OPERATIONS = ["cli-add", "cli-add-url", "write", "creator", "download"]
@@ -192,6 +208,19 @@ def observer(make_lake: MakeLake) -> DataLake:
     return make_lake("observer")
 
 
+def _operate(
+    trial: Trial, setup: str, env: dict[str, str], op: str, uid: str, source: str, fault: str
+) -> dict[str, Any] | None:
+    """Run ``op`` on the faulty home; count what is wrong with how it failed."""
+    outcome, detail = _run_in_namespace(setup, env, op, uid, source)
+    if outcome is None:
+        trial.fail(f"the process running {op} failed: {detail}")
+        return None
+    for problem in _error_problems(outcome, op, fault, Path(env["RADOPS_HOME"])):
+        trial.fail(problem)
+    return outcome
+
+
 @pytest.mark.parametrize("op", OPERATIONS)
 def test_a_full_local_disk_fails_cleanly(
     op: str,
@@ -208,35 +237,31 @@ def test_a_full_local_disk_fails_cleanly(
     source = tmp_path / "big.bin"
     source.write_bytes(b"y" * BIG)
     env = {**cli_env, "RADOPS_HOME": str(home)}
-    if op == "download":  # in the lake, written by another machine
-        observer.add_file(source, "disk/full-0.bin")
-    failures = 0
-    count = trials(1)
-    for trial in range(count):
-        uid = f"disk/full-{trial}.bin"
-        if op == "download" and trial:
+    tally = Tally()
+    for n in range(trials(1)):
+        trial = tally.trial(f"trial {n}")
+        uid = f"disk/full-{n}.bin"
+        if op == "download":  # in the lake, written by another machine
             observer.add_file(source, uid)
         before = _lake_state(observer)
-        outcome = _run_in_namespace(
-            FULL.format(size=SMALL_HOME), env, op, uid, _source(op, source, web)
-        )
-        _check_error(outcome, op, "no space left", home)
-        assert outcome["left"] == [], "partial files left in RADOPS_HOME"
-        assert _lake_state(observer)[0] == before[0], "the lake's objects changed"
-        # A file_creator records its failure (a FAIL record); nothing ever records a creation.
-        new = _new_events(observer, before[1])
-        assert [event["eventType"] for event in new] == (["FAIL"] if op == "creator" else [])
-        assert list(home.iterdir()) == []  # the tmpfs held everything, and went with it
-        assert source.stat().st_size == BIG
+        setup = FULL.format(size=SMALL_HOME)
+        outcome = _operate(trial, setup, env, op, uid, _source(op, source, web), "no space left")
+        if outcome is not None and outcome["left"]:
+            trial.fail(f"partial files left in RADOPS_HOME: {outcome['left']}")
+        _compare_lake(trial, observer, before, op)
+        if left := list(home.iterdir()):  # the tmpfs held everything, and went with it
+            trial.fail(f"files written beside the tmpfs: {left}")
+        if source.read_bytes() != b"y" * BIG:
+            trial.lose_data(str(source), "the source file changed")
     report(
         fault=f"local disk full (ENOSPC): {op}",
         remote=_remote_kind(cli_env),
-        trials=count,
-        failures=failures,
-        data_lost=0,
-        events_lost=0,
+        **tally.figures(),
         notes="1 MiB tmpfs RADOPS_HOME, 2 MiB file",
     )
+    assert tally.data_lost == 0, tally.problems()
+    assert tally.events_lost == 0, tally.problems()
+    assert tally.failures == 0, tally.problems()
 
 
 def _remote_kind(env: dict[str, str]) -> str:
@@ -273,28 +298,32 @@ def test_a_read_only_local_disk_fails_cleanly(
     source = tmp_path / "big.bin"
     source.write_bytes(b"y" * BIG)
     env = {**cli_env, "RADOPS_HOME": str(home)}
-    count = trials(1)
-    for trial in range(count):
-        uid = f"disk/ro-{trial}.bin"
+    tally = Tally()
+    for n in range(trials(1)):
+        trial = tally.trial(f"trial {n}")
+        uid = f"disk/ro-{n}.bin"
         if op == "download":
             observer.add_file(source, uid)
         before, files = _lake_state(observer), _files(home)
-        outcome = _run_in_namespace(READ_ONLY, env, op, uid, _source(op, source, web))
-        _check_error(outcome, op, "read-only", home)
-        assert outcome["left"] == files == ["storage/disk/seed.bin"]
-        assert _lake_state(observer)[0] == before[0], "the lake's objects changed"
-        # A file_creator records its failure in the lake (the local index, a cache, cannot
-        # take it: a warning says so); nothing ever records a creation.
-        new = _new_events(observer, before[1])
-        assert [event["eventType"] for event in new] == (["FAIL"] if op == "creator" else [])
+        outcome = _operate(trial, READ_ONLY, env, op, uid, _source(op, source, web), "read-only")
+        if outcome is not None and outcome["left"] != files:
+            trial.fail(f"the home held {files}, and {outcome['left']} on the read-only mount")
+        if _files(home) != ["storage/disk/seed.bin"]:
+            trial.fail(f"the home's storage and tmp hold {_files(home)}")
+        if used.local.path("disk/seed.bin").read_bytes() != b"seed":
+            trial.lose_data("disk/seed.bin", "the home's local copy changed")
+        # A file_creator's FAIL record goes to the lake (the local index, a cache, cannot take
+        # it on a read-only home: a warning says so).
+        _compare_lake(trial, observer, before, op)
     with used.file("disk/seed.bin").open("rb") as handle:  # the home still works
-        assert handle.read() == b"seed"
+        if handle.read() != b"seed":
+            tally.trials[-1].lose_data("disk/seed.bin", "read through radops afterwards")
     report(
         fault=f"local disk read-only (EROFS): {op}",
         remote=_remote_kind(cli_env),
-        trials=count,
-        failures=0,
-        data_lost=0,
-        events_lost=0,
+        **tally.figures(),
         notes="read-only bind mount of a RADOPS_HOME in use",
     )
+    assert tally.data_lost == 0, tally.problems()
+    assert tally.events_lost == 0, tally.problems()
+    assert tally.failures == 0, tally.problems()

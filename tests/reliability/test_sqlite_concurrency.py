@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from radops.cache import LocalStorage
+from radops.errors import RadopsError
 from radops.lake import DataLake
 from radops.lineage.index import LineageIndex
 from tests.conftest import MakeLake
+from tests.reliability.tally import Tally, Trial
 
 PROCESSES = 8
 
@@ -145,17 +147,34 @@ def _run_together(
 
 
 def _integrity(path: Path) -> str:
-    db = sqlite3.connect(path)
+    """``PRAGMA integrity_check``'s answer: ``ok``, or what is wrong."""
     try:
-        return str(db.execute("PRAGMA integrity_check").fetchone()[0])
-    finally:
-        db.close()
+        db = sqlite3.connect(path)
+        try:
+            return str(db.execute("PRAGMA integrity_check").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def _worker_problems(results: list[tuple[int, str, str]]) -> dict[int, str]:
+    """Per writer that failed or met "database is locked": what it said."""
+    return {
+        n: f"writer {n} exited {code}: {err.strip()[-1000:]}"
+        for n, (code, _, err) in enumerate(results)
+        if code != 0 or "locked" in err
+    }
 
 
 def test_processes_creating_files_at_once_lose_nothing(
     make_lake: MakeLake, cli_env: dict[str, str], tmp_path: Path, trials: Any, report: Any
 ) -> None:
-    """8 processes creating files in one home: no 'locked' error, every row in both indexes."""
+    """8 processes creating files in one home: no 'locked' error, every row in both indexes.
+
+    A trial is one file: created, whole in local storage and trusted by cache.sqlite, in the
+    lake, and its creation in the lineage index.
+    """
     lake: DataLake = make_lake("machine-a")  # the home of cli_env
     per_worker = trials(10)
     results = _run_together(
@@ -164,69 +183,105 @@ def test_processes_creating_files_at_once_lose_nothing(
         lambda n, go: [str(n), str(per_worker), go],
         env=cli_env,
     )
-    failures = [(code, err) for code, _, err in results if code != 0 or "locked" in err]
-    assert failures == []
-    created = sorted(line for _, out, _ in results for line in out.splitlines())
-    expected = sorted(
-        f"concurrent/{n}/{i}.txt" for n in range(PROCESSES) for i in range(per_worker)
-    )
-    assert created == expected
+    failed = _worker_problems(results)
+    created = {line for _, out, _ in results for line in out.splitlines()}
     state = lake.settings.state_dir
-    assert _integrity(state / "cache.sqlite") == "ok"
-    for uid in expected:
-        entry = lake.local.entry(uid)
-        assert entry is not None, f"{uid} missing from cache.sqlite"
-        assert lake.local.is_trusted(uid, lake.local.path(uid).stat())
     index = lake.lineage.index
-    assert _integrity(index.path) == "ok"
-    missing = [uid for uid in expected if index.creation_of(uid) is None]
-    assert missing == [], "creations missing from the lineage index"
-    assert sorted(meta.key for meta in lake.files("concurrent/")) == expected
+    checks = {"cache.sqlite": _integrity(state / "cache.sqlite"), "index": _integrity(index.path)}
+    listed = {meta.key for meta in lake.files("concurrent/")}
+    tally = Tally()
+    for n in range(PROCESSES):
+        for i in range(per_worker):
+            uid = f"concurrent/{n}/{i}.txt"
+            trial = tally.trial(uid)
+            if uid not in created:
+                trial.fail(f"never created: {failed.get(n, 'its writer did not say')}")
+                continue
+            path = lake.local.path(uid)
+            if not path.is_file() or path.read_text() != uid:
+                trial.lose_data(uid, "its local copy is missing or wrong")
+            elif lake.local.entry(uid) is None:
+                trial.fail("missing from cache.sqlite")
+            elif not lake.local.is_trusted(uid, path.stat()):
+                trial.fail("cache.sqlite does not trust its local copy")
+            if uid not in listed:
+                trial.lose_data(uid, "not in the lake")
+            if index.creation_of(uid) is None:
+                trial.lose_event(uid, "its creation is missing from the lineage index")
+        if n in failed:  # a writer that made all its files but failed or met a lock anyway
+            tally.trials[-1].fail(failed[n])
+    for name, answer in checks.items():
+        if answer != "ok":
+            tally.trials[0].fail(f"integrity_check of {name}: {answer}")
     report(
         fault="SQLite: 8 processes creating files in one RADOPS_HOME",
         remote="s3" if cli_env["RADOPS_REMOTE"].startswith("s3://") else "directory",
-        trials=PROCESSES * per_worker,
-        failures=0,
-        data_lost=0,
-        events_lost=len(missing),
-        notes="cache.sqlite and lineage index rows checked for every file",
+        **tally.figures(),
+        notes=(
+            "cache.sqlite and lineage index rows checked for every file; integrity_check "
+            + ", ".join(f"{name} {answer}" for name, answer in checks.items())
+        ),
     )
+    assert tally.data_lost == 0, tally.problems()
+    assert tally.events_lost == 0, tally.problems()
+    assert tally.failures == 0, tally.problems()
 
 
 def test_processes_indexing_events_at_once_lose_nothing(
     tmp_path: Path, trials: Any, report: Any
 ) -> None:
-    """8 processes hammering one lineage index (single events and batches): all rows there."""
+    """8 processes hammering one lineage index (single events and batches): all rows there.
+
+    A trial is one event a writer had to commit (or committed beyond, finishing a batch).
+    """
     state = tmp_path / "state"
     per_worker = trials(200)
     results = _run_together(
         tmp_path, INDEX_EVENTS, lambda n, go: [str(state), str(n), str(per_worker), go]
     )
-    assert [(code, err) for code, _, err in results if code != 0 or "locked" in err] == []
+    failed = _worker_problems(results)
     committed = {line for _, out, _ in results for line in out.splitlines()}
     index = LineageIndex(state, "lake://concurrency")
     try:
-        assert _integrity(index.path) == "ok"
+        check = _integrity(index.path)
         rows = {row[0] for row in index.db.execute("SELECT uid FROM outputs")}
-        assert committed <= rows and len(committed) >= PROCESSES * per_worker
-        assert index.count() == len(rows)
+        counted = index.count()
     finally:
         index.close()
+    tally = Tally()
+    due = {f"w{n}/{i}" for n in range(PROCESSES) for i in range(per_worker)}
+    for key in sorted(due | committed):
+        trial = tally.trial(key)
+        if key not in committed:
+            trial.fail(f"never committed: {failed.get(int(key[1:].split('/')[0]), 'no error')}")
+        elif key not in rows:
+            trial.lose_event(key, "committed, not in the index")
+    if failed:
+        tally.trials[-1].fail("; ".join(failed.values()))
+    if check != "ok" or counted != len(rows):
+        tally.trials[0].fail(f"integrity_check {check}; {counted} events for {len(rows)} outputs")
     report(
         fault="SQLite: 8 processes writing one lineage index",
         remote="local",
-        trials=len(committed),
-        failures=0,
-        data_lost=0,
-        events_lost=len(committed - rows),
-        notes="events one per transaction and in batches of 20, reads in between",
+        **tally.figures(),
+        notes=(
+            "events one per transaction and in batches of 20, reads in between; "
+            f"integrity_check {check}"
+        ),
     )
+    assert tally.data_lost == 0, tally.problems()
+    assert tally.events_lost == 0, tally.problems()
+    assert tally.failures == 0, tally.problems()
 
 
 def _kill_midway(
     script: str, args: list[str], rng: random.Random, reached: int
-) -> tuple[list[str], str]:
-    """Run a writer, SIGKILL it once it reported ``reached`` commits; every line it reported."""
+) -> tuple[list[str], int, str]:
+    """Run a writer, SIGKILL it once it reported ``reached`` commits.
+
+    Returns every line it reported, its exit code (``-SIGKILL`` unless it ended first) and its
+    stderr.
+    """
     writer = _start(script, *args)
     assert writer.stdout is not None
     lines: list[str] = []
@@ -239,9 +294,16 @@ def _kill_midway(
     time.sleep(rng.uniform(0, 0.02))
     writer.send_signal(signal.SIGKILL)
     out, err = writer.communicate(timeout=60)
-    assert writer.returncode == -signal.SIGKILL, err
     lines.extend(out.splitlines())  # committed before the kill, still in the pipe
-    return lines, err
+    return lines, writer.returncode, err
+
+
+def _killed(trial: Trial, lines: list[str], code: int, err: str) -> None:
+    """The writer was running, and had committed something, when it was killed."""
+    if code != -signal.SIGKILL:
+        trial.fail(f"the writer ended by itself (exit {code}) before the kill: {err[-1000:]}")
+    elif not lines:
+        trial.fail(f"the writer committed nothing before the kill: {err[-1000:]}")
 
 
 def test_a_killed_index_writer_leaves_a_sound_index(
@@ -249,41 +311,51 @@ def test_a_killed_index_writer_leaves_a_sound_index(
 ) -> None:
     """SIGKILL mid-writes: the index opens, passes integrity_check, has every committed event."""
     rng = random.Random(5)
-    count = trials(8)
     state = tmp_path / "state"
     go = tmp_path / "go"
     go.touch()
     committed: set[str] = set()
-    for trial in range(count):
-        lines, err = _kill_midway(
-            INDEX_EVENTS, [str(state), f"{trial}", "-1", str(go)], rng, rng.randint(1, 150)
+    tally = Tally()
+    for n in range(trials(8)):
+        reached = rng.randint(1, 150)
+        trial = tally.trial(f"kill {n} after {reached} commits")
+        lines, code, err = _kill_midway(
+            INDEX_EVENTS, [str(state), f"{n}", "-1", str(go)], rng, reached
         )
-        assert lines, err
+        _killed(trial, lines, code, err)
         committed.update(lines)
-        index = LineageIndex(state, "lake://concurrency")
         try:
-            assert _integrity(index.path) == "ok"
+            index = LineageIndex(state, "lake://concurrency")
+        except (sqlite3.Error, RadopsError) as exc:
+            trial.fail(f"the index does not open: {exc}")
+            continue
+        try:
+            if (check := _integrity(index.path)) != "ok":
+                trial.fail(f"integrity_check: {check}")
             rows = {row[0] for row in index.db.execute("SELECT uid FROM outputs")}
-            assert committed - rows == set(), "committed events lost"
+            for key in sorted(committed - rows):
+                trial.lose_event(key, "committed before the kill, not in the index")
             index.add(  # and it takes writes again
                 {
                     "eventType": "START",
                     "eventTime": "2026-01-01T00:00:00Z",
                     "job": {"name": "after"},
-                    "run": {"runId": f"after-{trial}"},
+                    "run": {"runId": f"after-{n}"},
                 }
             )
+        except (sqlite3.Error, RadopsError) as exc:
+            trial.fail(f"the index fails after the kill: {type(exc).__name__}: {exc}")
         finally:
             index.close()
     report(
         fault="SQLite: lineage index writer SIGKILLed mid-write",
         remote="local",
-        trials=count,
-        failures=0,
-        data_lost=0,
-        events_lost=0,
+        **tally.figures(),
         notes=f"{len(committed)} committed events checked after the kills",
     )
+    assert tally.data_lost == 0, tally.problems()
+    assert tally.events_lost == 0, tally.problems()
+    assert tally.failures == 0, tally.problems()
 
 
 def test_a_killed_cache_writer_leaves_sound_local_storage(
@@ -291,34 +363,47 @@ def test_a_killed_cache_writer_leaves_sound_local_storage(
 ) -> None:
     """SIGKILL while placing files: cache.sqlite is sound, every placed file recorded and whole."""
     rng = random.Random(7)
-    count = trials(8)
     home = tmp_path / "home"
     go = tmp_path / "go"
     go.touch()
     placed: set[str] = set()
-    for trial in range(count):
-        lines, err = _kill_midway(
-            PLACE_FILES, [str(home), f"{trial}", "-1", str(go)], rng, rng.randint(1, 60)
+    tally = Tally()
+    for n in range(trials(8)):
+        reached = rng.randint(1, 60)
+        trial = tally.trial(f"kill {n} after {reached} files")
+        lines, code, err = _kill_midway(
+            PLACE_FILES, [str(home), f"{n}", "-1", str(go)], rng, reached
         )
-        assert lines, err
+        _killed(trial, lines, code, err)
         placed.update(lines)
-        assert _integrity(home / "state" / "cache.sqlite") == "ok"
-        local = LocalStorage(home / "storage", home / "state", home / "tmp")
+        if (check := _integrity(home / "state" / "cache.sqlite")) != "ok":
+            trial.fail(f"integrity_check: {check}")
         try:
-            for uid in placed:
+            local = LocalStorage(home / "storage", home / "state", home / "tmp")
+        except (sqlite3.Error, RadopsError) as exc:
+            trial.fail(f"cache.sqlite does not open: {exc}")
+            continue
+        try:
+            for uid in sorted(placed):
                 entry, stat = local.entry(uid), local.stat(uid)
-                assert entry is not None and stat is not None, f"{uid} lost"
-                assert local.is_trusted(uid, stat)
+                if entry is None or stat is None:
+                    trial.lose_data(uid, "placed before the kill, gone from local storage")
+                elif not local.is_trusted(uid, stat):
+                    trial.fail(f"{uid}: placed, no longer trusted by cache.sqlite")
             for uid in local.uids():  # placed or not yet recorded: never partial
-                assert local.path(uid).read_bytes() == (uid * 500).encode()
+                if local.path(uid).read_bytes() != (uid * 500).encode():
+                    if uid in placed:
+                        trial.lose_data(uid, "placed before the kill, its bytes changed")
+                    else:
+                        trial.fail(f"{uid}: a partial file is visible in local storage")
         finally:
             local.close()
     report(
         fault="SQLite: cache.sqlite writer SIGKILLed mid-write",
         remote="local",
-        trials=count,
-        failures=0,
-        data_lost=0,
-        events_lost=0,
+        **tally.figures(),
         notes=f"{len(placed)} placed files checked after the kills",
     )
+    assert tally.data_lost == 0, tally.problems()
+    assert tally.events_lost == 0, tally.problems()
+    assert tally.failures == 0, tally.problems()
