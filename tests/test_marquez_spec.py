@@ -31,6 +31,7 @@ from radops.data_lake import File, file_creator
 from radops.lake import DataLake
 from radops.lineage.marquez import MarquezClient, node_id
 from radops.settings import Settings
+from tests import capabilities
 from tests.conftest import TEST_EMAIL, MakeLake
 from tests.marquez_proxy import MarquezProxy
 from tests.marquez_server import MarquezServer
@@ -79,7 +80,7 @@ def _spec_present() -> None:
     before Marquez is started (a fresh clone may have neither)."""
     reason = spec_missing()
     if reason is not None:
-        pytest.skip(reason)
+        capabilities.missing("specs", reason)
 
 
 class Exchange(NamedTuple):
