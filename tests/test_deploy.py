@@ -25,6 +25,7 @@ from openlineage.client.transport.console import ConsoleConfig, ConsoleTransport
 
 from radops.lineage.delivery import transport_from_settings
 from radops.settings import _SECRETS, _SPECS, Settings
+from tests.marquez_server import marquez_version
 
 ROOT = Path(__file__).parents[1]
 DEPLOY = ROOT / "deploy"
@@ -135,6 +136,18 @@ BUILDABLE = [title for title, (transport, _) in RECIPES.items() if transport["ty
 
 
 # -- the compose stack ---------------------------------------------------------------------
+
+
+def test_the_stack_runs_the_marquez_version_the_tests_run() -> None:
+    """What users deploy is what the suite proved: the compose file's Marquez images, the deploy
+    guide and the Marquez the tests resolve (tests/marquez/pom.xml) name one version."""
+    version = marquez_version()
+    found = services()
+    assert found[API]["image"] == f"marquezproject/marquez:{version}"
+    assert found[WEB]["image"] == f"marquezproject/marquez-web:{version}"
+    guide = (ROOT / "docs" / "deploy.md").read_text()
+    assert f"Marquez {version}" in guide
+    assert f"`marquezproject/marquez:{version}`" in guide
 
 
 def test_the_stack_has_marquez_its_ui_its_database_and_s3_on_the_documented_ports() -> None:
