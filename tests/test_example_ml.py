@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -10,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO_ROOT
 from tests.example_runs import EXAMPLES, run, s3_user_env
 from tests.local_http import serving_folder
+from tests.marquez_server import MarquezServer
 
 EXAMPLE = EXAMPLES / "ml-pipeline"
 ROW = re.compile(r"^(ran|skipped) +(\S.*?) +-> (.+)$", re.MULTILINE)
@@ -115,3 +118,62 @@ def test_ml_pipeline_sweeps_rerun_only_what_changed_and_trace_the_report(
         assert expected in lineage, expected
     assert lineage.count("function examples.ml-pipeline.pipeline.train") == 3
     assert lineage.count("function examples.ml-pipeline.pipeline.evaluate") == 3
+
+
+def test_every_file_of_the_sweeps_has_its_full_lineage_in_marquez(
+    tmp_path: Path, wine_url: str, marquez: MarquezServer, lineage_namespace: str
+) -> None:
+    """With Marquez configured: two sweeps of `train` with a failed call between them
+    (``max_depth=0``, which scikit-learn refuses). Marquez's lineage graph of every file made
+    holds its creating job and every input up to the URL the data came from."""
+    from radops.lake import DataLake
+    from radops.lineage.marquez import MarquezClient
+    from radops.settings import Settings
+    from tests.conftest import TEST_EMAIL
+    from tests.marquez_graph import missing_from_graph
+
+    remote = tmp_path / "lake"
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": str(REPO_ROOT),
+        "RADOPS_HOME": str(tmp_path / "home"),
+        "RADOPS_REMOTE": str(remote),
+        "RADOPS_EMAIL": TEST_EMAIL,
+        "RADOPS_MARQUEZ_URL": marquez.url,
+        "RADOPS_NAMESPACE": lineage_namespace,
+        "RADOPS_LINEAGE_TIMEOUT": "30",
+    }
+    pipeline = [sys.executable, str(EXAMPLE / "pipeline.py"), "--report"]
+    run(["radops", "datalake", "add", wine_url, "raw/wine.data"], env, tmp_path)
+    run([*pipeline, "reports/a.md", "--max-depth", "1", "2"], env, tmp_path, timeout=180)
+    failed = subprocess.run(
+        [*pipeline, "reports/b.md", "--max-depth", "0"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert failed.returncode != 0
+    assert "max_depth" in failed.stderr
+    run([*pipeline, "reports/c.md", "--max-depth", "1", "2", "4"], env, tmp_path, timeout=180)
+    run(["radops", "lineage", "flush"], env, tmp_path)
+
+    lake = DataLake(  # no Marquez: the lake's own records are the expected answer
+        Settings.load(env={}, home=tmp_path / "reader", remote=str(remote), email=TEST_EMAIL)
+    )
+    try:
+        uids = [meta.key for meta in lake.files()]
+        # raw, cleaned, train and test sets, a model and its metrics per depth (1, 2, 4), and
+        # the reports of the two sweeps that ran to the end
+        assert len(uids) == 1 + 1 + 2 + 3 * 2 + 2
+        client = MarquezClient(marquez.url)
+        gaps = {uid: missing_from_graph(lake, client, uid) for uid in uids}
+        assert {uid: gap for uid, gap in gaps.items() if gap} == {}
+        failed_runs = [e for e in lake.lineage.index.events() if e["eventType"] == "FAIL"]
+        assert len(failed_runs) == 1
+        assert client.run(failed_runs[0]["run"]["runId"])["state"] == "FAILED"  # type: ignore[index]
+    finally:
+        lake.local.close()

@@ -101,3 +101,44 @@ def test_walkthrough_defaults_to_a_fresh_embedded_lake_and_reruns(tmp_path):
         assert re.search(rf"^lake +{re.escape(str(home / 'lake'))}$", result.stdout, re.M)
         homes.append(home)
     assert homes[0] != homes[1]
+
+
+def test_walkthrough_with_marquez_shows_every_file_in_its_lineage_graph(
+    cli_env, tmp_path, marquez, lineage_namespace
+):
+    """With RADOPS_MARQUEZ_URL set, the walkthrough's files each have their full lineage in
+    Marquez's graph (what its web UI draws): the step, its input, the add and its local file."""
+    from radops.lake import DataLake
+    from radops.lineage.marquez import MarquezClient
+    from radops.settings import Settings
+    from tests.conftest import TEST_EMAIL
+    from tests.marquez_graph import missing_from_graph
+
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    env = {**cli_env, "RADOPS_MARQUEZ_URL": marquez.url, "RADOPS_NAMESPACE": lineage_namespace}
+    check_walkthrough_output(run_walkthrough(env, cwd))
+    flushed = subprocess.run(
+        [sys.executable, "-m", "radops", "lineage", "flush"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert flushed.returncode == 0, flushed.stderr
+    reader = DataLake(  # no Marquez: the lake's own records are the expected answer
+        Settings.load(
+            env={},
+            home=tmp_path / "reader",
+            remote=cli_env["RADOPS_REMOTE"],
+            s3_endpoint_url=cli_env.get("RADOPS_S3_ENDPOINT_URL"),
+            email=TEST_EMAIL,
+        )
+    )
+    try:
+        client = MarquezClient(marquez.url)
+        for uid in ("name_in_datalake.txt", "processed_file.txt"):
+            assert missing_from_graph(reader, client, uid) == set()
+    finally:
+        reader.local.close()
