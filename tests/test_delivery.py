@@ -1,8 +1,10 @@
 """Delivering events to an OpenLineage consumer, through the on-disk outbox.
 
-The consumer is a stand-in HTTP server on 127.0.0.1 that accepts ``POST /api/v1/lineage`` like
-Marquez, records every body and checks it against the OpenLineage JSON Schemas. A consumer that
-is down or failing never fails a creation: the events wait in the outbox until a later flush.
+The consumer is any OpenLineage HTTP consumer: here a small server on 127.0.0.1 that takes
+``POST /api/v1/lineage``, records every body and checks it against the OpenLineage model. These
+tests assert only what radops sends and when; what Marquez makes of the events is tested against
+the real Marquez in tests/test_marquez.py. A consumer that is down or failing never fails a
+creation: the events wait in the outbox until a later flush.
 """
 
 from __future__ import annotations
