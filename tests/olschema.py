@@ -208,7 +208,7 @@ def standard_key(cls: type) -> str | None:
 
 @functools.cache
 def _fields(cls: type) -> tuple[tuple[attrs.Attribute[Any], Any], ...]:
-    """The attrs fields of ``cls`` with their resolved types (the classes use string annotations)."""
+    """The attrs fields of ``cls`` with their types, resolved: the classes annotate with strings."""
     hints = typing.get_type_hints(cls)
     return tuple((field, hints[field.name]) for field in attrs.fields(cls))
 
@@ -233,6 +233,12 @@ _PRIMITIVES: dict[Any, tuple[type, ...]] = {
 }
 
 
+def _is_primitive(kind: type, value: object) -> bool:
+    if kind is bool or isinstance(value, bool):  # a bool is an int to Python, not to JSON
+        return kind is bool and isinstance(value, bool)
+    return isinstance(value, _PRIMITIVES[kind])
+
+
 def _build(kind: Any, value: Any, where: str, key: str | None = None) -> Any:
     """``value`` (JSON data) as an instance of the model's type ``kind``; raises InvalidEvent."""
     origin = typing.get_origin(kind)
@@ -254,9 +260,7 @@ def _build(kind: Any, value: Any, where: str, key: str | None = None) -> Any:
             raise InvalidEvent(f"{_named(where)}: expected an array, got {_describe(value)}")
         return [_build(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
     if kind in _PRIMITIVES:
-        if isinstance(value, bool) is not (kind is bool) or not isinstance(
-            value, _PRIMITIVES[kind]
-        ):
+        if not _is_primitive(kind, value):
             raise InvalidEvent(f"{_named(where)}: expected {kind.__name__}, got {_describe(value)}")
         return value
     if inspect.isclass(kind) and issubclass(kind, enum.Enum):
@@ -277,25 +281,15 @@ def _build(kind: Any, value: Any, where: str, key: str | None = None) -> Any:
 
 
 def _build_union(arms: list[Any], value: Any, where: str, key: str | None) -> Any:
-    """The first arm that rebuilds ``value`` exactly, else the first that rebuilds it at all."""
-    from openlineage.client.serde import Serde
-
-    built: list[Any] = []
+    """``value`` as the first of the types ``arms`` that it fits. The unions of the generated
+    classes need no more: their types have different required fields, and an unknown field
+    does not fit."""
     errors: list[str] = []
     for arm in arms:
         try:
-            candidate = _build(arm, value, where, key)
+            return _build(arm, value, where, key)
         except InvalidEvent as exc:
             errors.append(str(exc))
-            continue
-        again = Serde.remove_nulls_and_enums(
-            attrs.asdict(candidate) if attrs.has(type(candidate)) else candidate
-        )
-        if again == value:
-            return candidate
-        built.append(candidate)
-    if built:
-        return built[0]
     if len(errors) == 1:
         raise InvalidEvent(errors[0])
     raise InvalidEvent(f"{_named(where)}: matches none of its types: {'; '.join(errors)}")
@@ -364,7 +358,7 @@ def _difference(had: Any, gives: Any, where: str) -> str | None:
                 return found
         return None
     if isinstance(had, list) and isinstance(gives, list):
-        for i, (a, b) in enumerate(zip(had, gives)):
+        for i, (a, b) in enumerate(zip(had, gives, strict=False)):
             found = _difference(a, b, f"{where}[{i}]")
             if found:
                 return found
