@@ -67,6 +67,14 @@ def failing_step(src: File, n: int) -> File:
     raise Broken(f"failed with n={n}")
 
 
+@file_creator
+def with_nothings(src: File, n: int | None, items: list[Any]) -> dict[str, Any]:
+    out = File()
+    with src.open() as a, out.open("w") as b:
+        b.write(a.read())
+    return {"file": out, "none": None, "items": [1, None, {}]}
+
+
 def put(lake: DataLake, uid: str, text: str) -> File:
     file = File(uid, lake=lake)
     with file.open("w") as handle:
@@ -556,3 +564,23 @@ def test_events_of_every_kind_of_run_validate(make_lake: MakeLake, tmp_path: Pat
     } <= jobs
     for event in events:
         validate_event(event)
+
+
+def test_parameters_and_return_values_are_recorded_exactly_nones_included(lake: DataLake) -> None:
+    """None values and empty objects in parameters and return values are part of the call: the
+    record keeps them (openlineage-python's serde alone would drop them), and a skipped call
+    returns the same value."""
+    first = with_nothings(put(lake, "in.txt", "x"), None, [None, {}, [None]])
+    [complete] = [
+        e for e in job_events(lake, f"{__name__}.with_nothings") if e["eventType"] == "COMPLETE"
+    ]
+    validate_event(complete)
+    facet = complete["run"]["facets"]["radops_run"]
+    assert facet["parameters"] == {"n": None, "items": [None, {}, [None]]}
+    assert facet["returned"] == {
+        "file": {"radops.File": first["file"].uid},
+        "none": None,
+        "items": [1, None, {}],
+    }
+    again = with_nothings(File("in.txt", lake=lake), None, [None, {}, [None]])
+    assert again == first

@@ -12,6 +12,7 @@ refuses them in JSON) are replaced by U+FFFD in every text radops puts in an eve
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import threading
@@ -344,4 +345,18 @@ def event_to_dict(event: RunEvent) -> dict[str, Any]:
     from openlineage.client.serde import Serde
 
     data: dict[str, Any] = Serde.to_dict(event)
+    # openlineage-python's serde drops every None, and empty objects in lists, at any depth: in
+    # the call's parameters, return value and extra fields (any JSON value) that would record
+    # another call than the one made ({"n": None} as {}). Those go in as they are.
+    facet = (event.run.facets or {}).get(RADOPS_FACET)
+    if facet is not None:
+        recorded = data["run"]["facets"][RADOPS_FACET]
+        for name in _FREE_FORM:
+            value = getattr(facet, name)
+            if value is not None:
+                recorded[name] = json.loads(json.dumps(value))
     return data
+
+
+#: The fields of radops' run facet that hold any JSON value, kept exactly as they are.
+_FREE_FORM = ("parameters", "returned", "extra")
