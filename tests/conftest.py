@@ -17,7 +17,9 @@ import pytest
 
 from radops.lake import DataLake
 from radops.settings import Settings
-from tests import capabilities
+# Imported now, at collection: they read where the specs are (RADOPS_OPENLINEAGE_SPEC,
+# RADOPS_MARQUEZ_SPEC) before _isolated_environment removes every RADOPS_* variable.
+from tests import capabilities, marquez_spec, olschema  # noqa: F401
 from tests.capabilities import REQUIRE_ENV, parse_required
 from tests.marquez_server import MarquezServer, MarquezUnavailable, marquez_version, start_marquez
 from tests.seaweed import SeaweedServer, start_seaweed
