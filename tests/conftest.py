@@ -17,6 +17,7 @@ import pytest
 
 from radops.lake import DataLake
 from radops.settings import Settings
+
 # Imported now, at collection: they read where the specs are (RADOPS_OPENLINEAGE_SPEC,
 # RADOPS_MARQUEZ_SPEC) before _isolated_environment removes every RADOPS_* variable.
 from tests import capabilities, marquez_spec, olschema  # noqa: F401
