@@ -7,6 +7,7 @@ import json
 import typer
 
 from radops.cli._common import err, handle_errors, out, print_rows, settings
+from radops.cli._help import examples
 from radops.settings import write_config_value
 
 app = typer.Typer(help="Show and change radops' settings.", no_args_is_help=True)
@@ -30,7 +31,13 @@ def show(
     print_rows([(name, "-" if value is None else value, source) for name, value, source in rows])
 
 
-@app.command("set")
+@app.command(
+    "set",
+    epilog=examples(
+        ("use a lake on S3", "radops config set remote s3://my-bucket/lake"),
+        ("remove a setting", 'radops config set cache_max_bytes ""'),
+    ),
+)
 @handle_errors
 def set_(
     ctx: typer.Context,

@@ -21,6 +21,7 @@ from radops.cli._common import (
     progress_bar,
     warn,
 )
+from radops.cli._help import examples
 
 if TYPE_CHECKING:
     from radops.lake import DataLake
@@ -39,7 +40,16 @@ class Picture(str, Enum):
     html = "html"
 
 
-@app.command("ls")
+@app.command(
+    "ls",
+    epilog=examples(
+        ("every file in the lake", "radops datalake ls"),
+        (
+            "the files under raw/2024/, one JSON object per line",
+            "radops datalake ls raw/2024/ --json",
+        ),
+    ),
+)
 @handle_errors
 def ls(
     ctx: typer.Context,
@@ -86,7 +96,21 @@ def ls(
         warn(f"local file {problem.uid!r} is out of sync: {problem.problem}")
 
 
-@app.command("add")
+@app.command(
+    "add",
+    epilog=examples(
+        ("add a file under its own name (its uid is data.csv)", "radops datalake add data.csv"),
+        ("add it under a uid of your choice", "radops datalake add data.csv raw/2024/data.csv"),
+        (
+            "add every file of a directory under raw/images/",
+            "radops datalake add images/ --prefix raw/images/",
+        ),
+        (
+            "download a file into the lake",
+            "radops datalake add https://example.com/wine.csv raw/wine.csv",
+        ),
+    ),
+)
 @handle_errors
 def add(
     ctx: typer.Context,
@@ -105,7 +129,8 @@ def add(
     """Add a local file, every file of a directory, or a URL to the data lake.
 
     The uid is PREFIX/UID, or PREFIX/<name> without UID; a directory's files keep their
-    paths relative to it. Symlinks inside a directory are skipped, never followed.
+    paths relative to it. Symlinks inside a directory are skipped, never followed. A uid
+    that exists already is an error: files in the lake are immutable.
     """
     from radops.sources import join_prefix, url_name
     from radops.urls import is_url
@@ -176,7 +201,13 @@ def _in_the_lake(data_lake: DataLake, uids: list[str]) -> list[str]:
     return [uid for uid in uids if uid in present]
 
 
-@app.command("info")
+@app.command(
+    "info",
+    epilog=examples(
+        ("what radops knows about a file", "radops datalake info raw/2024/data.csv"),
+        ("the same as one JSON object", "radops datalake info raw/2024/data.csv --json"),
+    ),
+)
 @handle_errors
 def info(
     ctx: typer.Context,
@@ -185,7 +216,8 @@ def info(
 ) -> None:
     """Show a file's size, sha256, creation time, where it is and its metadata.
 
-    One ``key  value`` line each; the file's metadata (originator, radops-version...) follows.
+    One line per field, the key then its value: uid, size, sha256, created, where the file
+    is, its metadata (originator, radops-version...) and how it was made.
     """
     data_lake = lake(ctx)
     file = data_lake.file(uid)
@@ -334,17 +366,33 @@ def verify(
         raise typer.Exit(1)
 
 
-@app.command("lineage")
+@app.command(
+    "lineage",
+    epilog=examples(
+        ("how a file was made", "radops datalake lineage processed.csv"),
+        (
+            "two levels of creations, and what was made from the file",
+            "radops datalake lineage processed.csv --depth 2 --downstream",
+        ),
+        (
+            "the graph as one offline web page",
+            "radops datalake lineage processed.csv --format html > lineage.html",
+        ),
+    ),
+)
 @handle_errors
 def lineage(
     ctx: typer.Context,
     uid: str = typer.Argument(..., help="The file's uid."),
-    depth: int = typer.Option(1, "--depth", min=1, help="Levels of creations to follow upstream."),
+    depth: int = typer.Option(
+        1, "--depth", min=1, metavar="N", help="Levels of creations to follow upstream."
+    ),
     downstream: bool = typer.Option(False, "--downstream", help="Show what was made from it."),
     as_json: bool = typer.Option(False, "--json", help="Print the OpenLineage events."),
     fmt: Picture = typer.Option(  # noqa: B008 - typer reads the Enum default
         "text",
         "--format",
+        metavar="FORMAT",
         help="text (boxes), or a picture: mermaid, dot (Graphviz) or html (one offline page).",
     ),
 ) -> None:
@@ -449,7 +497,16 @@ def repair(
     )
 
 
-@app.command("rm")
+@app.command(
+    "rm",
+    epilog=examples(
+        ("delete a file", "radops datalake rm raw/2024/data.csv"),
+        (
+            "delete it and every file made from it, without asking",
+            "radops datalake rm raw/2024/data.csv --cascade --yes",
+        ),
+    ),
+)
 @handle_errors
 def rm(
     ctx: typer.Context,
