@@ -84,6 +84,8 @@ def test_flags_have_no_metavar_and_options_name_their_value() -> None:
     assert any(re.match(r"\s+--prefix PREFIX\s{2,}A folder", line) for line in add_options)
     lineage_options = section(show_help("datalake", "lineage"), "Options")
     assert any(re.match(r"\s+--depth N\s{2,}Levels", line) for line in lineage_options)
+    export_options = section(show_help("lineage", "export"), "Options")
+    assert any(re.match(r"\s+--since TIME\s{2,}Only events", line) for line in export_options)
 
 
 def prose(text: str) -> list[list[str]]:
