@@ -605,7 +605,10 @@ class DataLake:
         validate_uid(uid)
         source = Path(source)
         if not source.is_file():
-            raise FileNotFoundError(f"{source} is not a file")
+            if not source.exists():
+                broken = " (a symbolic link to nothing)" if source.is_symlink() else ""
+                raise FileNotFoundError(f"{source} does not exist{broken}")
+            raise FileNotFoundError(f"{source} is not a regular file")
         self.ensure_absent(uid)
         tmp = self.local.temp_path(uid)
         try:

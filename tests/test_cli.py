@@ -62,6 +62,16 @@ def error_line(result: Result) -> str:
     return lines[0]
 
 
+def usage_error(result: Result, command: str) -> str:
+    """The message of a usage error (exit 2): after the usage line and the pointer to --help,
+    as docs/troubleshooting.md shows it."""
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(f"Usage: radops {command} "), result.stderr
+    assert lines[1] == f"Try 'radops {command} --help' for help.", result.stderr
+    assert lines[-1].startswith("Error: "), result.stderr
+    return lines[-1]
+
+
 def machine(cli_env: dict[str, str], name: str) -> dict[str, str]:
     """The environment of another machine (its own RADOPS_HOME) on the same remote."""
     return {**cli_env, "RADOPS_HOME": str(Path(cli_env["RADOPS_HOME"]).parent / name)}
@@ -173,16 +183,45 @@ def test_add_existing_uid_fails_with_one_line(cli_env, sample, tmp_path):
 def test_add_copy_and_move_together_is_a_usage_error(cli_env, sample):
     """--copy and --move exclude each other: exit 2, the source stays, nothing is added."""
     result = run(cli_env, "datalake", "add", str(sample), "both.txt", "--copy", "--move", code=2)
-    assert "--copy and --move" in error_line(result)
+    assert "--copy and --move" in usage_error(result, "datalake add")
     assert sample.exists()
     assert ls_json(cli_env) == []
 
 
 def test_add_missing_source_fails(cli_env, tmp_path):
-    """Adding a file that does not exist names it and exits 1."""
+    """Adding a file that does not exist says so, naming it, and exits 1."""
     missing = tmp_path / "missing.txt"
     result = run(cli_env, "datalake", "add", str(missing), "missing.txt", code=1)
-    assert str(missing) in error_line(result)
+    assert error_line(result) == f"error: {missing} does not exist"
+    without_uid = run(cli_env, "datalake", "add", str(missing), code=1)
+    assert error_line(without_uid) == f"error: {missing} does not exist"
+    assert ls_json(cli_env) == []
+
+
+def test_add_with_an_empty_uid_is_an_error(cli_env, sample):
+    """``add FILE ""`` does not fall back to the file's name: an empty UID is refused."""
+    result = run(cli_env, "datalake", "add", str(sample), "", code=1)
+    assert "empty" in error_line(result)
+    assert ls_json(cli_env) == []
+
+
+def test_a_very_long_uid_is_shortened_in_the_error(cli_env, sample):
+    """A 2,000-character uid is not echoed whole: its start, an ellipsis and its length."""
+    uid = "a" * 2000
+    result = run(cli_env, "datalake", "add", str(sample), uid, code=1)
+    line = error_line(result)
+    assert uid not in line
+    assert f"'{'a' * 60}…' (2000 characters)" in line
+    assert len(line) < 200
+    assert ls_json(cli_env) == []
+
+
+def test_a_directory_with_a_uid_is_a_usage_error_with_the_usage(cli_env, tmp_path):
+    """``add DIR UID`` prints the usage and the problem, exit 2, as usage errors do."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_text("a")
+    result = run(cli_env, "datalake", "add", str(tmp_path / "d"), "named.txt", code=2)
+    assert "--prefix" in usage_error(result, "datalake add")
     assert ls_json(cli_env) == []
 
 
@@ -294,7 +333,7 @@ def test_add_url_with_move_is_a_usage_error(cli_env, web):
     root, base = web
     (root / "file.txt").write_text(DATA)
     result = run(cli_env, "datalake", "add", f"{base}/file.txt", "file.txt", "--move", code=2)
-    assert "URL" in error_line(result)
+    assert "URL" in usage_error(result, "datalake add")
     assert (root / "file.txt").exists()
     assert ls_json(cli_env) == []
 
@@ -512,7 +551,7 @@ def test_rm_local_needs_exactly_one_of_uid_and_all(cli_env, tmp_path, args):
     """``rm-local`` with neither UID nor --all, or with both, is a usage error (exit 2)."""
     add(cli_env, tmp_path, "one.txt")
     result = run(cli_env, "datalake", "rm-local", *args, code=2)
-    assert "UID or --all" in error_line(result)
+    assert "UID or --all" in usage_error(result, "datalake rm-local")
     assert (storage(cli_env) / "one.txt").exists()
 
 

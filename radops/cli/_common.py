@@ -74,7 +74,17 @@ def _printable(cell: str) -> str:
 
 
 def abort(message: str, code: int = 1) -> NoReturn:
-    """Print one line ``error: message`` on stderr and exit with ``code``."""
+    """Print one line ``error: message`` on stderr and exit with ``code``.
+
+    ``code=2`` is a usage error: it is printed as click prints its own (a missing argument,
+    an unknown option), the usage line and the pointer to ``--help`` first, so that every
+    usage error looks the same.
+    """
+    if code == 2:
+        from typer._click.exceptions import UsageError
+        from typer._click.globals import get_current_context
+
+        raise UsageError(message, get_current_context(silent=True))
     err().print(f"error: {message}", markup=False, style="red")
     raise typer.Exit(code)
 

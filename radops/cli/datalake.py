@@ -132,9 +132,13 @@ def add(
     paths relative to it. Symlinks inside a directory are skipped, never followed. A uid
     that exists already is an error: files in the lake are immutable.
     """
+    from radops.errors import InvalidUidError
     from radops.sources import join_prefix, url_name
     from radops.urls import is_url
 
+    if uid == "":
+        # Not the file's name: an empty argument is more likely an unset shell variable.
+        raise InvalidUidError("the UID is empty: give one, or leave it out to use the name")
     if copy and move:
         abort("--copy and --move exclude each other", code=2)
     data_lake = lake(ctx)
