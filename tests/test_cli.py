@@ -667,6 +667,55 @@ def test_config_set_writes_config_toml(cli_env, tmp_path):
     assert rows["remote"][1] == "env RADOPS_REMOTE"
 
 
+def test_config_set_help_names_every_settable_setting():
+    """``config set --help`` lists every setting config.toml may hold, stale_after included."""
+    from radops.settings import SETTING_NAMES
+
+    text = run({}, "config", "set", "--help").stdout
+    flat = " ".join(text.split())
+    assert [name for name in SETTING_NAMES if name != "home" and name not in flat] == []
+
+
+@pytest.mark.parametrize("remote", ["directory"], indirect=True)  # no store needed
+def test_config_set_empty_value_says_it_removed_the_setting(cli_env):
+    """Removing a setting says "removed", not "saved"; removing an absent one says so."""
+    config = Path(cli_env["RADOPS_HOME"]) / "config.toml"
+    run(cli_env, "config", "set", "stale_after", "30")
+    result = run(cli_env, "config", "set", "stale_after", "")
+    assert result.stderr == f"stale_after removed from {config}\n"
+    again = run(cli_env, "config", "set", "stale_after", "")
+    assert again.stderr == f"stale_after was not set in {config}: nothing to remove\n"
+    assert tomllib.loads(config.read_text()) == {}
+
+
+@pytest.mark.parametrize("remote", ["directory"], indirect=True)  # no store needed
+def test_a_bad_value_in_config_toml_is_reported_and_can_be_fixed_with_config_set(cli_env, tmp_path):
+    """``remote = 5`` stops commands with the file, key and expected type; ``config set``
+    still runs, so it can replace the value."""
+    env = {name: value for name, value in cli_env.items() if name != "RADOPS_REMOTE"}
+    config = Path(env["RADOPS_HOME"]) / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("remote = 5\n")
+    shown = run(env, "config", "show", code=1)
+    assert error_line(shown).startswith(f"error: invalid remote from {config}: expected a string")
+    run(env, "config", "set", "remote", str(tmp_path / "lake"))
+    assert columns(run(env, "config", "show").stdout)["remote"][0] == str(tmp_path / "lake")
+
+
+@pytest.mark.parametrize("remote", ["directory"], indirect=True)  # no store needed
+def test_config_set_on_a_malformed_config_toml_says_how_to_fix_it(cli_env):
+    """A config.toml that is not TOML cannot be rewritten safely: the error says what to do."""
+    config = Path(cli_env["RADOPS_HOME"]) / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("remote = \n")
+    result = run(cli_env, "config", "set", "email", "me@example.com", code=1)
+    line = error_line(result)
+    assert f"{config} is not valid TOML" in line
+    assert "fix it in an editor" in line
+    assert f"rm {config}" in line
+    assert config.read_text() == "remote = \n"
+
+
 def test_config_set_empty_value_removes_the_setting(cli_env):
     """``config set KEY ''`` removes KEY from config.toml, back to its default."""
     run(cli_env, "config", "set", "log_level", "debug")
