@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -776,6 +777,28 @@ def test_missing_bucket_is_one_clear_error(missing_bucket_env, sample, command):
     result = run(missing_bucket_env, "datalake", *args, code=1)
     assert "the bucket 'no-such-bucket' does not exist" in error_line(result)
     assert sample.exists()
+
+
+def test_missing_credentials_are_reported_as_such(tmp_path):
+    """No AWS credentials anywhere: the error says so and where boto3 looks, at once, instead
+    of calling the store unreachable after retries."""
+    env = {
+        "RADOPS_HOME": str(tmp_path / "home"),
+        "RADOPS_REMOTE": "s3://lake/x",
+        "RADOPS_S3_ENDPOINT_URL": "http://127.0.0.1:9",  # never contacted: signing fails first
+        "RADOPS_EMAIL": "tester@example.com",
+        "AWS_ACCESS_KEY_ID": None,
+        "AWS_SECRET_ACCESS_KEY": None,
+    }
+    started = time.monotonic()
+    result = run(env, "datalake", "ls", code=1)
+    assert time.monotonic() - started < 10
+    line = error_line(result)
+    assert "no AWS credentials were found" in line
+    for where in ("AWS_ACCESS_KEY_ID", "~/.aws/credentials", "~/.aws/config", "role"):
+        assert where in line, where
+    assert "unreachable" not in line
+    assert "attempts" not in line
 
 
 # -- the installed console script -----------------------------------------------------------------

@@ -188,6 +188,22 @@ class S3Store:
 
     def _fail(self, action: str, what: str, exc: Exception) -> StoreError:
         """Translate a botocore error about ``what`` (display text, e.g. a quoted uid)."""
+        from botocore.exceptions import NoCredentialsError, PartialCredentialsError
+
+        if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+            # Raised while signing, before any request: nothing was retried, the store was
+            # never asked, and calling it unreachable sent users looking at the network.
+            found = (
+                "incomplete AWS credentials were found"
+                if isinstance(exc, PartialCredentialsError)
+                else "no AWS credentials were found"
+            )
+            return StoreError(
+                f"cannot {action} {what} in {self.url}: {found} ({exc}). boto3 looks in "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), "
+                "~/.aws/credentials, ~/.aws/config, then a container or instance role; "
+                "set one of them"
+            )
         code = _error_code(exc)
         if code == "NoSuchBucket":
             return StoreError(f"the bucket {self.bucket!r} does not exist at {self._where()}")
