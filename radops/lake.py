@@ -31,7 +31,7 @@ from radops.errors import (
 )
 from radops.integrity import copy_and_hash, sha256_file
 from radops.settings import Settings
-from radops.stores import ObjectMeta, ObjectStore, Progress, store_from_settings
+from radops.stores import ObjectMeta, ObjectStore, Progress, start_phase, store_from_settings
 from radops.uids import validate_uid
 
 if TYPE_CHECKING:
@@ -600,7 +600,9 @@ class DataLake:
     ) -> ObjectMeta:
         """Add a local file as ``uid``, copying it (or moving it with ``move=True``).
 
-        A moved source is removed only once the file is safely in the lake.
+        A moved source is removed only once the file is safely in the lake. A
+        :class:`~radops.stores.PhasedProgress` is told of two phases, ``"hashing"`` (the copy
+        into local storage) and ``"uploading"``; a plain callable counts the upload.
         """
         validate_uid(uid)
         source = Path(source)
@@ -612,13 +614,14 @@ class DataLake:
         self.ensure_absent(uid)
         tmp = self.local.temp_path(uid)
         try:
+            hashing = start_phase(progress, "hashing")
             with self.local.writing(f"copy {str(source)!r} for {uid!r}"):
                 if move and _can_link(source, tmp.parent):
                     os.link(source, tmp)  # no copy: the bytes are hashed once, in place
-                    sha256, _ = sha256_file(tmp)
+                    sha256, _ = sha256_file(tmp, hashing)
                 else:
                     with source.open("rb") as src, tmp.open("xb") as dst:
-                        sha256, _ = copy_and_hash(src, dst)
+                        sha256, _ = copy_and_hash(src, dst, hashing)
             source_ref = self._external_ref("file", str(source.resolve()))
             meta = self.create(
                 uid,
@@ -627,7 +630,7 @@ class DataLake:
                 job=ADD_JOB,
                 inputs=[source_ref],
                 parameters={"source": str(source), "move": move},
-                progress=progress,
+                progress=start_phase(progress, "uploading"),
             )
         finally:
             self.local.discard(tmp)
@@ -649,7 +652,7 @@ class DataLake:
                     tmp,
                     timeout=self.settings.download_timeout,
                     max_bytes=self.settings.download_max_bytes,
-                    progress=progress,
+                    progress=start_phase(progress, "downloading"),
                 )
             # Credentials and signed query strings never enter lineage (it is stored and sent).
             source_ref = self._external_ref(*public_url(url))
@@ -660,7 +663,7 @@ class DataLake:
                 job=ADD_JOB,
                 inputs=[source_ref],
                 parameters={"source": redact_url(url)},
-                progress=progress,
+                progress=start_phase(progress, "uploading"),
             )
         finally:
             self.local.discard(tmp)

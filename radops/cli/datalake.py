@@ -148,7 +148,7 @@ def add(
         from radops.urls import redact_url
 
         target = join_prefix(prefix, uid or url_name(source))
-        with progress_bar(f"downloading {redact_url(source)}", None) as progress:
+        with progress_bar("downloading", redact_url(source), None) as progress:
             meta = data_lake.add_url(source, target, progress=progress)
         err().print(f"added {target} ({meta.size} bytes) to {data_lake.store.url}", markup=False)
         return
@@ -160,7 +160,7 @@ def add(
         return
     target = join_prefix(prefix, uid or path.name)
     size = path.stat().st_size if path.is_file() else None
-    with progress_bar(f"uploading {target}", size) as progress:
+    with progress_bar("hashing", target, size) as progress:
         meta = data_lake.add_file(path, target, move=move, progress=progress)
     err().print(f"added {target} ({meta.size} bytes) to {data_lake.store.url}", markup=False)
 
@@ -182,7 +182,7 @@ def _add_directory(data_lake: DataLake, source: Path, prefix: str, move: bool) -
         )
     total = 0
     for path, uid in files:
-        with progress_bar(f"uploading {uid}", path.stat().st_size) as progress:
+        with progress_bar("hashing", uid, path.stat().st_size) as progress:
             meta = data_lake.add_file(path, uid, move=move, progress=progress)
         total += meta.size
         sys.stdout.write(f"{uid}\n")
@@ -281,7 +281,7 @@ def download(ctx: typer.Context, uid: str = typer.Argument(..., help="The file's
     """Download a file into local storage (verified); print its local path."""
     data_lake = lake(ctx)
     meta = data_lake.head(uid)
-    with progress_bar(f"downloading {uid}", meta.size if meta else None) as progress:
+    with progress_bar("downloading", uid, meta.size if meta else None) as progress:
         path = data_lake.local_path(uid, progress=progress)
     typer.echo(str(path))
 
