@@ -78,6 +78,7 @@ class CallContext:
     single: bool = False  # the outputs were declared with output_uid (one File returned)
     staged: dict[str, _Staged] = attrs.field(factory=dict)
     read: list[str] = attrs.field(factory=list)
+    ended: bool = False  # the function returned or raised: no more outputs
     _counter: int = 0
 
     def implicit_uid(self, suffix: str = "") -> str:
@@ -102,7 +103,18 @@ class CallContext:
             )
 
     def stage(self, uid: str, tmp: Path, sha256: str, size: int) -> None:
-        """Keep a finished output until the function returns."""
+        """Keep a finished output until the function returns.
+
+        Raises:
+            OutputsError: the function has returned already (the output's handle was closed
+                after it): the call's outputs were settled without this one.
+        """
+        if self.ended:
+            raise OutputsError(
+                f"{uid!r} was closed after {self.job_name} returned, so it is not one of its "
+                "outputs and was discarded: close output files inside the function (or write "
+                "them in a with block)"
+            )
         self.staged[uid] = _Staged(uid, tmp, sha256, size)
 
     def staged_path(self, uid: str) -> Path | None:
@@ -415,6 +427,7 @@ class _Step:
             result = self.function(*bound.args, **bound.kwargs)
         except BaseException as exc:
             _active.reset(token)
+            context.ended = True
             context.discard()
             _record_quietly(
                 lake,
@@ -424,6 +437,7 @@ class _Step:
             )
             raise
         _active.reset(token)
+        context.ended = True
         try:
             return self._complete(lake, context, creation, inputs, result)
         except BaseException as exc:
