@@ -234,7 +234,7 @@ def file_creator(func: F | None = None, *, version: str = "") -> F | Callable[[F
     return decorate
 
 
-_warned_about_source: set[tuple[str, str | None]] = set()
+_warned_about_source: set[tuple[str, str]] = set()  # (repository or file, warning)
 
 
 class _Step:
@@ -385,12 +385,15 @@ class _Step:
     ) -> Any:
         from radops.lineage.events import Creation, uuid7
 
-        warning = (self.job_name, self.source.warning)
-        if self.source.warning and warning not in _warned_about_source:
-            # Once per function and process, not at every call: a function pickled to Dask
-            # workers is a new _Step at every task.
-            _warned_about_source.add(warning)
-            log.warning("%s", self.source.warning)
+        source = self.source
+        warning = source.warning
+        where = str(source.git.repo_root if source.git else source.file)
+        if warning and (where, warning) not in _warned_about_source:
+            # Once per process, not at every call nor for every step: the warning is about a
+            # file or a repository ("pipe.py is not in a git repository"), the same for all of
+            # its steps; and a function pickled to Dask workers is a new _Step at every task.
+            _warned_about_source.add((where, warning))
+            log.warning("%s", warning)
         context = CallContext(
             lake,
             self.job_name,

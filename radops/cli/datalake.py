@@ -240,7 +240,8 @@ def info(
             "originator": made.originator,
             "inputs": made.inputs + made.external_inputs,
             "parameters": made.parameters,
-            "code": made.code_url,
+            "code": made.code_url,  # a web link, or None
+            "code_note": made.code_description()[1] if made.code_url else made.code_warning,
         }
     data = {
         "uid": details.uid,
@@ -270,7 +271,10 @@ def info(
         rows.append(("inputs", ", ".join(made.inputs + made.external_inputs) or "none"))
         if made.parameters:
             rows.append(("parameters", json.dumps(made.parameters, sort_keys=True)))
-        rows.append(("code", made.code_url or "not recorded"))
+        code, note = made.code_description()
+        rows.append(("code", code))
+        if note:
+            rows.append(("code_note", note))
         rows.append(("lineage", f"radops datalake lineage {uid}"))
     print_rows(rows)
 
