@@ -376,6 +376,31 @@ def test_ls_no_color_wins_over_force_color(cli_env, tmp_path):
     assert run(env, "datalake", "ls").stdout == "plain.txt\n"
 
 
+def test_a_file_has_one_creation_time_everywhere(cli_env, tmp_path):
+    """``ls --json``, ``info``, ``info --json`` and ``File.info`` give the same creation time,
+    and ``info`` shows no other time for the file."""
+    from radops.data_lake import DataLake
+
+    add(cli_env, tmp_path, "timed.txt")
+    [listed] = ls_json(cli_env)
+    data = json.loads(run(cli_env, "datalake", "info", "timed.txt", "--json").stdout)
+    rows = columns(run(cli_env, "datalake", "info", "timed.txt").stdout)
+    lake = DataLake.from_env(
+        home=cli_env["RADOPS_HOME"],
+        remote=cli_env["RADOPS_REMOTE"],
+        s3_endpoint_url=cli_env.get("RADOPS_S3_ENDPOINT_URL"),
+    )
+    try:
+        created = lake.file("timed.txt").info.created
+    finally:
+        lake.local.close()
+    assert created is not None
+    assert listed["created"] == data["created"] == rows["created"][0] == created.isoformat()
+    assert "time" not in data["created_by"]
+    shown_times = re.findall(r"\d{4}-\d\d-\d\dT[\d:.]+\+00:00", json.dumps(data))
+    assert set(shown_times) == {created.isoformat()}
+
+
 def test_ls_json_prints_one_object_per_line(cli_env, tmp_path):
     """``ls --json`` gives uid, size, local and created for every file, one JSON per line."""
     other = machine(cli_env, "machine-b")

@@ -236,7 +236,6 @@ def info(
         summary = {
             "job": made.job,
             "run_id": made.run_id,
-            "time": made.event_time,
             "originator": made.originator,
             "inputs": made.inputs + made.external_inputs,
             "parameters": made.parameters,

@@ -128,7 +128,9 @@ class DirectoryStore:
             size=stat.st_size,
             sha256=record.get(SHA256_KEY),
             etag=f"{stat.st_ino}-{stat.st_mtime_ns}-{stat.st_size}",
-            created=_parse_time(record.get("created")) or _from_timestamp(stat.st_mtime),
+            # The data file's mtime, set to the creation time when it was written: a listing
+            # reads no sidecar, so head must say the same as a listing (one time per file).
+            created=_from_ns(stat.st_mtime_ns),
             metadata=record.get("metadata", {}),
         )
 
@@ -150,6 +152,8 @@ class DirectoryStore:
         try:
             _copy(src, tmp_data, progress)
             size = tmp_data.stat().st_size
+            stamp = _to_ns(created)
+            os.utime(tmp_data, ns=(stamp, stamp))  # the object's creation time (see head)
             _fsync_path(tmp_data)
             tmp_data.chmod(0o444)
             record = {
@@ -419,17 +423,16 @@ def _etag(path: Path) -> str:
     return f"{stat.st_ino}-{stat.st_mtime_ns}-{stat.st_size}"
 
 
-def _from_timestamp(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+def _to_ns(moment: datetime) -> int:
+    """``moment`` in nanoseconds since the epoch, exactly (a float would round microseconds)."""
+    delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
 
 
-def _parse_time(text: object) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
+def _from_ns(ns: int) -> datetime:
+    """The inverse of :func:`_to_ns`, to the microsecond."""
+    seconds, rest = divmod(ns, 10**9)
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=rest // 1000)
 
 
 _COPY_STEP = 2 * CHUNK_SIZE
