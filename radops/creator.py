@@ -80,6 +80,7 @@ class CallContext:
     single: bool = False  # the outputs were declared with output_uid (one File returned)
     staged: dict[str, _Staged] = attrs.field(factory=dict)
     read: list[str] = attrs.field(factory=list)
+    ended: bool = False  # the function returned or raised: no more outputs
     _counter: int = 0
 
     def implicit_uid(self, suffix: str = "") -> str:
@@ -104,7 +105,18 @@ class CallContext:
             )
 
     def stage(self, uid: str, tmp: Path, sha256: str, size: int) -> None:
-        """Keep a finished output until the function returns."""
+        """Keep a finished output until the function returns.
+
+        Raises:
+            OutputsError: the function has returned already (the output's handle was closed
+                after it): the call's outputs were settled without this one.
+        """
+        if self.ended:
+            raise OutputsError(
+                f"{uid!r} was closed after {self.job_name} returned, so it is not one of its "
+                "outputs and was discarded: close output files inside the function (or write "
+                "them in a with block)"
+            )
         self.staged[uid] = _Staged(uid, tmp, sha256, size)
 
     def staged_path(self, uid: str) -> Path | None:
@@ -224,7 +236,7 @@ def file_creator(func: F | None = None, *, version: str = "") -> F | Callable[[F
     return decorate
 
 
-_warned_about_source: set[tuple[str, str | None]] = set()
+_warned_about_source: set[tuple[str, str]] = set()  # (repository or file, warning)
 
 
 class _Step:
@@ -378,12 +390,15 @@ class _Step:
         from radops.lineage.events import Creation, uuid7
 
         call = call_job(self.job_name, lake.store.url, digest, *(explicit or ()))
-        warning = (self.job_name, self.source.warning)
-        if self.source.warning and warning not in _warned_about_source:
-            # Once per function and process, not at every call: a function pickled to Dask
-            # workers is a new _Step at every task.
-            _warned_about_source.add(warning)
-            log.warning("%s", self.source.warning)
+        source = self.source
+        warning = source.warning
+        where = str(source.git.repo_root if source.git else source.file)
+        if warning and (where, warning) not in _warned_about_source:
+            # Once per process, not at every call nor for every step: the warning is about a
+            # file or a repository ("pipe.py is not in a git repository"), the same for all of
+            # its steps; and a function pickled to Dask workers is a new _Step at every task.
+            _warned_about_source.add((where, warning))
+            log.warning("%s", warning)
         context = CallContext(
             lake,
             self.job_name,
@@ -421,6 +436,7 @@ class _Step:
             result = self.function(*bound.args, **bound.kwargs)
         except BaseException as exc:
             _active.reset(token)
+            context.ended = True
             context.discard()
             _record_quietly(
                 lake,
@@ -430,6 +446,7 @@ class _Step:
             )
             raise
         _active.reset(token)
+        context.ended = True
         try:
             return self._complete(lake, context, creation, inputs, result)
         except BaseException as exc:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
-from collections.abc import Iterator, Mapping
+import logging
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     from radops.stores import Progress
 
 __all__ = ["File", "FileInfo"]
+
+log = logging.getLogger("radops")
 
 _READ_MODES = {"r": False, "rt": False, "rb": True}
 _WRITE_MODES = {"w": False, "wt": False, "wb": True}
@@ -121,44 +125,59 @@ class File:
         settings = self._lake.settings
         return (_restore, (self._uid, settings.remote, settings.s3_endpoint_url))
 
-    def open(self, mode: str = "r", **kwargs: Any) -> contextlib.AbstractContextManager[IO[Any]]:
+    def open(self, mode: str = "r", **kwargs: Any) -> IO[Any]:
         """Open the file: ``"r"``/``"rb"`` to read, ``"w"``/``"wb"`` to create it.
 
-        Reading uses local storage, downloading (and verifying) first if needed. Writing goes to
-        a temporary file that is uploaded and placed in local storage only when the ``with``
-        block exits cleanly; if it raises, nothing is left behind. Text modes default to UTF-8.
-        ``kwargs`` are those of :func:`open` (``encoding``, ``errors``, ``newline``,
-        ``buffering``).
+        Returns an ordinary file object (:class:`io.TextIOWrapper`, or
+        :class:`io.BufferedReader`/:class:`io.BufferedWriter` in binary modes), usable with
+        ``with`` or without, like the built-in :func:`open`; ``kwargs`` are those of
+        :func:`open` (``encoding``, ``errors``, ``newline``, ``buffering``), and text modes
+        default to UTF-8.
+
+        Reading uses a verified local copy, downloading (and verifying) it first if needed;
+        eviction leaves it alone until the file object is closed. A read handle that is never
+        closed is closed by the garbage collector, as the built-in ``open``'s is. Inside a
+        ``file_creator`` function, the file read is one of the call's inputs; so is a file
+        opened before the call whose ``with`` block starts inside it.
+
+        Writing goes to a temporary file. The file is created (uploaded, and placed in local
+        storage) when the handle is closed: by :meth:`~io.IOBase.close` or at the end of the
+        ``with`` block. Until then nothing of it is visible. If the ``with`` block raises, or
+        the handle is garbage-collected without having been closed, the bytes are discarded
+        and the file is not created (the latter with a warning): a half-written file never
+        reaches the lake. Inside a ``file_creator`` function, closing stages the output, which
+        is uploaded when the function returns; it must be closed before that.
 
         Raises:
             FileNotInLakeError: reading a uid that exists neither locally nor in the lake.
-            FileExistsInLakeError: writing a uid that already exists, locally or in the lake.
+            FileExistsInLakeError: writing a uid that already exists, locally or in the lake
+                (when opening, or when closing if another process created it meanwhile).
             ValueError: an unsupported mode.
+            TypeError: an argument the mode does not take.
         """
         if mode in _READ_MODES:
             if not _READ_MODES[mode]:
                 kwargs.setdefault("encoding", "utf-8")
-            return _Reading(self, mode, kwargs)
+            call = active_call()
+            if call is not None:
+                return self._read_in_call(call, mode, kwargs)
+            # Opened outside a call, its with block may still start inside one (it is then
+            # an input of that call).
+            on_enter = functools.partial(_note_read, self._uid)
+            return self.lake.open_for_reading(self._uid, mode, on_enter=on_enter, **kwargs)
         if mode in _WRITE_MODES:
             return self._write(_WRITE_MODES[mode], kwargs)
         raise ValueError(f"unsupported mode {mode!r}: use 'r', 'rb', 'w' or 'wb'")
 
-    @contextlib.contextmanager
-    def _read_in_call(
-        self, call: CallContext, mode: str, kwargs: dict[str, Any]
-    ) -> Iterator[IO[Any]]:
+    def _read_in_call(self, call: CallContext, mode: str, kwargs: dict[str, Any]) -> IO[Any]:
         """A read inside a ``file_creator`` function: staged outputs, and inputs noted."""
         staged = call.staged_path(self._uid)
         if staged is not None:  # an output this call wrote and has not committed yet
-            with open(staged, mode, **kwargs) as handle:
-                yield handle
-            return
+            return open(staged, mode, **kwargs)
         call.note_read(self._uid)
-        with self.lake.open_for_reading(self._uid, mode, **kwargs) as handle:
-            yield handle
+        return self.lake.open_for_reading(self._uid, mode, **kwargs)
 
-    @contextlib.contextmanager
-    def _write(self, binary: bool, kwargs: dict[str, Any]) -> Iterator[IO[Any]]:
+    def _write(self, binary: bool, kwargs: dict[str, Any]) -> IO[Any]:
         allowed = {"buffering"} | (set() if binary else _TEXT_KWARGS)
         unexpected = set(kwargs) - allowed
         if unexpected:
@@ -175,36 +194,20 @@ class File:
         # Inside file_creator the upload at the end is conditional: if another process makes
         # the same output meanwhile, the call settles on theirs instead of failing here.
         tmp = lake.local.temp_path(self._uid)
-        staged = False
         try:
             raw = _LocalFile(tmp, lake.local, self._uid)
-            buffering = kwargs.pop("buffering", -1)
-            buffered = io.BufferedWriter(
-                raw, buffer_size=buffering if buffering > 1 else io.DEFAULT_BUFFER_SIZE
-            )
-            handle: IO[Any] = buffered
-            if not binary:
-                kwargs.setdefault("encoding", "utf-8")
-                handle = io.TextIOWrapper(buffered, **kwargs)
-            try:
-                yield handle
-            except BaseException:
-                # The block's own error is the one to see: flushing the rest of the buffer
-                # (onto a full disk, say) must not replace it. The file is discarded anyway.
-                with contextlib.suppress(Exception):
-                    handle.close()
-                raise
-            handle.close()
-            sha256, size = raw.finish(tmp)
-            if call is not None:
-                # Inside file_creator: committed (uploaded) only if the function returns.
-                call.stage(self._uid, tmp, sha256, size)
-                staged = True
-            else:
-                lake.create(self._uid, tmp, sha256, job=WRITE_JOB)
-        finally:
-            if not staged:
-                lake.local.discard(tmp)
+            pending = _Pending(lake, self._uid, tmp, raw, call)
+            options = dict(kwargs)
+            buffering = options.pop("buffering", -1)
+            size = buffering if buffering > 1 else io.DEFAULT_BUFFER_SIZE
+            if binary:
+                return _BinaryWriter(pending, raw, size)
+            buffered = io.BufferedWriter(raw, size)
+            options.setdefault("encoding", "utf-8")
+            return _TextWriter(pending, buffered, **options)
+        except BaseException:
+            lake.local.discard(tmp)
+            raise
 
     def delete(self) -> None:
         """Remove the file from the lake and local storage, recording the deletion.
@@ -305,6 +308,116 @@ class _LocalFile(HashingFile):
             super().close()
 
 
+class _Pending:
+    """A write not yet created: what closing its handle commits, or abandoning discards."""
+
+    def __init__(
+        self, lake: DataLake, uid: str, tmp: Path, raw: _LocalFile, call: CallContext | None
+    ) -> None:
+        self.lake = lake
+        self.uid = uid
+        self.tmp = tmp
+        self.raw = raw
+        self.call = call
+
+    def commit(self) -> None:
+        """Create the file from the closed temp file: upload it, or stage it in the call."""
+        staged = False
+        try:
+            sha256, size = self.raw.finish(self.tmp)
+            if self.call is not None:
+                # Inside file_creator: committed (uploaded) only if the function returns.
+                self.call.stage(self.uid, self.tmp, sha256, size)
+                staged = True
+            else:
+                self.lake.create(self.uid, self.tmp, sha256, job=WRITE_JOB)
+        finally:
+            if not staged:
+                self.lake.local.discard(self.tmp)
+
+    def discard(self) -> None:
+        """Give the write up: its temp file is removed, nothing is created."""
+        self.lake.local.discard(self.tmp)
+
+
+class _Committing:
+    """What the write handles add to their io class: ``close()`` creates the file; the end of
+    a ``with`` block that raised, or garbage collection before ``close()``, discards it.
+
+    Mixed into subclasses of the io classes themselves, so that a handle is an ordinary file
+    object for every library that checks (``isinstance(handle, io.IOBase)``).
+    """
+
+    _radops_pending: _Pending | None
+
+    def close(self) -> None:
+        pending, self._radops_pending = getattr(self, "_radops_pending", None), None
+        if pending is None:
+            super().close()  # type: ignore[misc]
+            return
+        try:
+            super().close()  # type: ignore[misc]  # the last buffered bytes reach the file
+        except BaseException:
+            pending.discard()
+            raise
+        pending.commit()
+
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        if exc_type is not None:
+            # The block's own error is the one to see: flushing the rest of the buffer (onto
+            # a full disk, say) must not replace it. The file is discarded anyway.
+            self._abandon()
+            return
+        self.close()
+
+    def __del__(self) -> None:
+        pending = getattr(self, "_radops_pending", None)
+        if pending is None:
+            return  # closed, or abandoned already
+        self._abandon()
+        uid = pending.uid
+        # Not flushed and created as the built-in open would: a handle dropped on the way (an
+        # exception between open and close, a forgotten close) must not publish a file that
+        # may be half-written. Logged, since a ResourceWarning is hidden by default.
+        with contextlib.suppress(Exception):
+            log.warning(
+                "%s was never closed: it was not created, its bytes are discarded (call "
+                "close() on the handle, or use `with File(...).open('w') as handle:`)",
+                uid,
+            )
+
+    def _abandon(self) -> None:
+        pending, self._radops_pending = getattr(self, "_radops_pending", None), None
+        with contextlib.suppress(Exception):
+            super().close()  # type: ignore[misc]
+        if pending is not None:
+            pending.discard()
+
+
+class _TextWriter(_Committing, io.TextIOWrapper):
+    """What ``File.open("w")`` returns."""
+
+    def __init__(self, pending: _Pending, buffer: io.BufferedWriter[Any], **options: Any) -> None:
+        super().__init__(buffer, **options)
+        self.mode = "w"  # type: ignore[misc]  # as the built-in open sets it
+        self._radops_pending = pending
+
+
+class _BinaryWriter(_Committing, io.BufferedWriter):
+    """What ``File.open("wb")`` returns."""
+
+    def __init__(self, pending: _Pending, raw: _LocalFile, buffer_size: int) -> None:
+        super().__init__(raw, buffer_size)
+        self._radops_pending = pending
+
+
+def _note_read(uid: str) -> None:
+    """A read's with block starts: inside a ``file_creator`` call, ``uid`` is an input."""
+    call = active_call()
+    if call is not None:
+        call.note_read(uid)
+
+
 def _restore(uid: str, remote: str | None, endpoint: str | None) -> File:
     """A :class:`File` unpickled: on this process's lake for ``remote`` (see ``__reduce__``)."""
     handle = File.__new__(File)
@@ -316,31 +429,3 @@ def _restore(uid: str, remote: str | None, endpoint: str | None) -> File:
 
         handle._lake = lake_on(remote, endpoint)
     return handle
-
-
-class _Reading:
-    """What ``File.open("r")`` returns. Whether the read is part of a ``file_creator`` call is
-    decided when the ``with`` block is entered, not when ``open`` is called."""
-
-    __slots__ = ("_file", "_inner", "_kwargs", "_mode")
-
-    def __init__(self, file: File, mode: str, kwargs: dict[str, Any]) -> None:
-        self._file = file
-        self._mode = mode
-        self._kwargs = kwargs
-        self._inner: contextlib.AbstractContextManager[IO[Any]] | None = None
-
-    def __enter__(self) -> IO[Any]:
-        call = active_call()
-        if call is None:
-            self._inner = self._file.lake.open_for_reading(
-                self._file.uid, self._mode, **self._kwargs
-            )
-        else:
-            self._inner = self._file._read_in_call(call, self._mode, self._kwargs)
-        return self._inner.__enter__()
-
-    def __exit__(self, *exc_info: Any) -> bool | None:
-        if self._inner is None:
-            return None  # never entered
-        return self._inner.__exit__(*exc_info)

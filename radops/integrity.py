@@ -7,6 +7,7 @@ import io
 import os
 import queue
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -25,8 +26,11 @@ __all__ = [
 CHUNK_SIZE = 1024 * 1024
 
 
-def sha256_file(path: Path) -> tuple[str, int]:
-    """Return (sha256 hex digest, size) of the file at ``path``, read once."""
+def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> tuple[str, int]:
+    """Return (sha256 hex digest, size) of the file at ``path``, read once.
+
+    ``progress`` is called with the size of each chunk once it is hashed.
+    """
     digest = hashlib.sha256()
     size = 0
     with path.open("rb", buffering=0) as handle:
@@ -35,17 +39,24 @@ def sha256_file(path: Path) -> tuple[str, int]:
         while n := handle.readinto(buffer):
             digest.update(view[:n])
             size += n
+            if progress:
+                progress(n)
     return digest.hexdigest(), size
 
 
-def copy_and_hash(src: IO[bytes], dst: IO[bytes]) -> tuple[str, int]:
+def copy_and_hash(
+    src: IO[bytes], dst: IO[bytes], progress: Callable[[int], None] | None = None
+) -> tuple[str, int]:
     """Copy ``src`` to ``dst`` and return (sha256, size) of what was copied.
 
     The hash runs in a thread of its own, beside the copy (see :class:`HashingSink`).
+    ``progress`` is called with the size of each chunk once it is written.
     """
     with HashingSink(dst, background=True) as sink:
         while chunk := src.read(CHUNK_SIZE):
             sink.write(chunk)
+            if progress:
+                progress(len(chunk))
         return sink.hexdigest(), sink.size
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import hashlib
+import io
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from stat import S_ISREG
 from typing import IO, TYPE_CHECKING, Any
@@ -32,7 +34,7 @@ from radops.errors import (
 from radops.integrity import copy_and_hash, sha256_file
 from radops.lineage.naming import ADD_JOB, JOB_TYPES, RM_JOB, call_job
 from radops.settings import Settings
-from radops.stores import ObjectMeta, ObjectStore, Progress, store_from_settings
+from radops.stores import ObjectMeta, ObjectStore, Progress, start_phase, store_from_settings
 from radops.uids import validate_uid
 
 if TYPE_CHECKING:
@@ -58,49 +60,93 @@ RADOPS_VERSION_KEY = "radops-version"
 RUN_KEY = "radops-run-id"  # the run whose COMPLETE record created the object
 
 
-class _Read:
-    """The context manager of :meth:`DataLake.open_for_reading`.
+_TEXT_KWARGS = frozenset({"encoding", "errors", "newline"})
 
-    A class, not a generator: a cached read is a few microseconds of system calls, and the
-    layers of generator context managers cost more than that (benchmark case 4).
-    """
 
-    __slots__ = ("_handle", "_kwargs", "_lake", "_mode", "_slow", "_uid")
+class _EnterHook:
+    """``on_enter``, if set, runs when a ``with`` block starts on the file object: a read
+    opened before a ``file_creator`` call and used in a ``with`` block inside it is one of
+    the call's inputs (see ``File.open``)."""
 
-    def __init__(self, lake: DataLake, uid: str, mode: str, kwargs: dict[str, Any]) -> None:
-        self._lake = lake
-        self._uid = uid
-        self._mode = mode
-        self._kwargs = kwargs
-        self._handle: IO[Any] | None = None
-        self._slow: contextlib.AbstractContextManager[IO[Any]] | None = None
+    on_enter: Callable[[], None] | None = None
 
-    def __enter__(self) -> IO[Any]:
-        local = self._lake.local
-        opened = local.open_trusted(self._uid)
-        if opened is None:
-            self._slow = self._lake._read_checked(self._uid, self._mode, self._kwargs)
-            return self._slow.__enter__()
-        fd, path = opened
+    def __enter__(self) -> Any:
+        if self.on_enter is not None:
+            self.on_enter()
+        return super().__enter__()  # type: ignore[misc]
+
+
+class _ReadFile(_EnterHook, io.FileIO):
+    """The raw file under a read's file object. Closing it (explicitly, at the end of a
+    ``with`` block, or when the garbage collector finalizes the handle) ends the read, so that
+    eviction may take the file again."""
+
+    def __init__(self, fd: int, name: str, on_close: Callable[[], None]) -> None:
+        super().__init__(fd, "rb", closefd=True)
+        self.name = name  # the path, as the built-in open gives it (FileIO(fd) names the fd)
+        self._on_close: Callable[[], None] | None = on_close
+
+    def close(self) -> None:
         try:
-            # The descriptor open_trusted checked, under the path's name (handle.name).
-            handle = open(path, self._mode, opener=lambda _path, _flags: fd, **self._kwargs)
-        except BaseException:
-            os.close(fd)
-            raise
-        local.begin_reading(self._uid)
-        self._handle = handle
-        return handle
-
-    def __exit__(self, *exc_info: Any) -> bool | None:
-        if self._slow is not None:
-            return self._slow.__exit__(*exc_info)
-        try:
-            if self._handle is not None:
-                self._handle.close()
+            super().close()
         finally:
-            self._lake.local.end_reading(self._uid)
-        return None
+            done, self._on_close = self._on_close, None
+            if done is not None:
+                done()
+
+
+def _check_read_arguments(mode: str, kwargs: dict[str, Any]) -> None:
+    unexpected = set(kwargs) - {"buffering"} - (set() if "b" in mode else _TEXT_KWARGS)
+    if unexpected:
+        raise TypeError(
+            f"unexpected argument(s) for mode {mode!r}: {', '.join(sorted(unexpected))}"
+        )
+
+
+class _TextReader(_EnterHook, io.TextIOWrapper):
+    pass
+
+
+class _BufferedReader(_EnterHook, io.BufferedReader):
+    pass
+
+
+def _reader(
+    fd: int,
+    path: str,
+    mode: str,
+    kwargs: dict[str, Any],
+    on_close: Callable[[], None],
+    on_enter: Callable[[], None] | None = None,
+) -> IO[Any]:
+    """What the built-in ``open(path, mode, **kwargs)`` builds, over the descriptor ``fd``,
+    with ``on_close`` run when the file is closed (see :class:`_ReadFile`) and ``on_enter``
+    when a ``with`` block starts on it. On an error the descriptor is closed and ``on_close``
+    run."""
+    try:
+        raw = _ReadFile(fd, path, on_close)
+    except BaseException:
+        os.close(fd)
+        on_close()
+        raise
+    try:
+        options = dict(kwargs)
+        buffering = options.pop("buffering", -1)
+        if "b" in mode and buffering == 0:
+            raw.on_enter = on_enter
+            return raw
+        size = buffering if buffering > 1 else io.DEFAULT_BUFFER_SIZE
+        buffer = _BufferedReader(raw, size)
+        if "b" in mode:
+            buffer.on_enter = on_enter
+            return buffer
+        text = _TextReader(buffer, line_buffering=buffering == 1, **options)
+        text.mode = mode  # type: ignore[misc]  # as the built-in open sets it
+        text.on_enter = on_enter
+    except BaseException:
+        raw.close()
+        raise
+    return text
 
 
 class _Fsync:
@@ -388,17 +434,35 @@ class DataLake:
         return verify(self, uid)
 
     def open_for_reading(
-        self, uid: str, mode: str, **kwargs: Any
-    ) -> contextlib.AbstractContextManager[IO[Any]]:
+        self, uid: str, mode: str, *, on_enter: Callable[[], None] | None = None, **kwargs: Any
+    ) -> IO[Any]:
         """``open(path, mode, **kwargs)`` of a verified local copy of ``uid`` (downloaded first
-        if needed), which eviction leaves alone while the block runs."""
-        return _Read(self, uid, mode, kwargs)
+        if needed), which eviction leaves alone until the file object is closed.
 
-    @contextlib.contextmanager
-    def _read_checked(self, uid: str, mode: str, kwargs: dict[str, Any]) -> Iterator[IO[Any]]:
-        """The slow path of a read: check the path, verify or download, then open."""
-        with self.reading(uid) as path, open(path, mode, **kwargs) as handle:
-            yield handle
+        The file object is an ordinary one (a :class:`io.TextIOWrapper` or
+        :class:`io.BufferedReader`), usable with or without ``with``; if it is never closed,
+        the garbage collector closes it, with the ResourceWarning of the built-in ``open``.
+        ``on_enter`` runs when a ``with`` block starts on it.
+        """
+        _check_read_arguments(mode, kwargs)
+        local = self.local
+        # The fast path of a cached read (benchmark case 4): one open, whose file is checked to
+        # be the one radops placed; else the checked path, verifying or downloading first.
+        opened = local.open_trusted(uid)
+        if opened is not None:
+            fd, path = opened
+            local.begin_reading(uid)
+        else:
+            checked = self.local_path(uid)
+            local.begin_reading(uid)
+            try:
+                fd = os.open(checked, os.O_RDONLY | os.O_CLOEXEC)
+            except BaseException:
+                local.end_reading(uid)
+                raise
+            path = str(checked)
+        end = functools.partial(local.end_reading, uid)
+        return _reader(fd, path, mode, kwargs, end, on_enter)
 
     @contextlib.contextmanager
     def reading(self, uid: str) -> Iterator[Path]:
@@ -603,22 +667,28 @@ class DataLake:
     ) -> ObjectMeta:
         """Add a local file as ``uid``, copying it (or moving it with ``move=True``).
 
-        A moved source is removed only once the file is safely in the lake.
+        A moved source is removed only once the file is safely in the lake. A
+        :class:`~radops.stores.PhasedProgress` is told of two phases, ``"hashing"`` (the copy
+        into local storage) and ``"uploading"``; a plain callable counts the upload.
         """
         validate_uid(uid)
         source = Path(source)
         if not source.is_file():
-            raise FileNotFoundError(f"{source} is not a file")
+            if not source.exists():
+                broken = " (a symbolic link to nothing)" if source.is_symlink() else ""
+                raise FileNotFoundError(f"{source} does not exist{broken}")
+            raise FileNotFoundError(f"{source} is not a regular file")
         self.ensure_absent(uid)
         tmp = self.local.temp_path(uid)
         try:
+            hashing = start_phase(progress, "hashing")
             with self.local.writing(f"copy {str(source)!r} for {uid!r}"):
                 if move and _can_link(source, tmp.parent):
                     os.link(source, tmp)  # no copy: the bytes are hashed once, in place
-                    sha256, _ = sha256_file(tmp)
+                    sha256, _ = sha256_file(tmp, hashing)
                 else:
                     with source.open("rb") as src, tmp.open("xb") as dst:
-                        sha256, _ = copy_and_hash(src, dst)
+                        sha256, _ = copy_and_hash(src, dst, hashing)
             source_ref = self._external_ref("file", str(source.resolve()))
             meta = self.create(
                 uid,
@@ -627,7 +697,7 @@ class DataLake:
                 job=ADD_JOB,
                 inputs=[source_ref],
                 parameters={"source": str(source), "move": move},
-                progress=progress,
+                progress=start_phase(progress, "uploading"),
             )
         finally:
             self.local.discard(tmp)
@@ -649,7 +719,7 @@ class DataLake:
                     tmp,
                     timeout=self.settings.download_timeout,
                     max_bytes=self.settings.download_max_bytes,
-                    progress=progress,
+                    progress=start_phase(progress, "downloading"),
                 )
             # Credentials and signed query strings never enter lineage (it is stored and sent).
             source_ref = self._external_ref(*public_url(url))
@@ -660,7 +730,7 @@ class DataLake:
                 job=ADD_JOB,
                 inputs=[source_ref],
                 parameters={"source": redact_url(url)},
-                progress=progress,
+                progress=start_phase(progress, "uploading"),
             )
         finally:
             self.local.discard(tmp)

@@ -24,7 +24,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["SETTING_NAMES", "Settings", "parse_size", "write_config_value"]
+__all__ = [
+    "SETTABLE_NAMES",
+    "SETTING_NAMES",
+    "Settings",
+    "config_file",
+    "parse_size",
+    "unset_config_value",
+    "write_config_value",
+]
 
 _SIZE_UNITS = {
     "": 1,
@@ -88,7 +96,11 @@ def _namespace(value: Any) -> str:
 
 
 def _seconds(value: Any) -> float:
-    seconds = float(value)
+    # float() would say "could not convert string to float: 'abc'": Python's words, not ours.
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"not a number of seconds: {value!r} (like 5 or 2.5)") from None
     if not seconds > 0:
         raise ValueError(f"not a positive number of seconds: {value!r}")
     return seconds
@@ -121,16 +133,62 @@ def _log_level(value: Any) -> str:
     return level
 
 
+# What each kind of setting may be in config.toml: the TOML types, and how to say it. A value
+# of another type is refused on load (``remote = 5`` was a folder "5" in the working directory).
+_STRING = ((str,), "a string")
+_SECONDS = ((int, float), "a number of seconds (like 5 or 2.5)")
+_SIZE = ((int, str), 'a size (a number of bytes, or a string like "500MB")')
+
+
 @attrs.frozen
 class _Spec:
     name: str
     parse: Callable[[Any], Any]
     default: Any
     help: str
+    toml: tuple[tuple[type, ...], str] = _STRING
+    what: str = ""  # what the string holds, for messages: "an e-mail address"
 
     @property
     def env_var(self) -> str:
         return "RADOPS_" + self.name.upper()
+
+    @property
+    def expected(self) -> str:
+        """The type config.toml must give, in words: ``a string (an e-mail address)``."""
+        return f"{self.toml[1]} ({self.what})" if self.what else self.toml[1]
+
+    def check_type(self, value: Any, path: Path) -> None:
+        """Refuse a config.toml value of the wrong TOML type, naming file, key and type."""
+        types, _ = self.toml
+        # bool is an int in Python, never a number or a size in config.toml.
+        if isinstance(value, types) and not isinstance(value, bool):
+            return
+        raise ConfigError(
+            f"invalid {self.name} from {path}: expected {self.expected}, got "
+            f"{_toml_type(value)}; {_fix_hint(self.name)}"
+        )
+
+
+def _toml_type(value: Any) -> str:
+    """How TOML calls the type of a value read from a file, with the value when it is short."""
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int):
+        return f"the integer {value}"
+    if isinstance(value, float):
+        return f"the float {value}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a date or time ({value})"
+
+
+def _fix_hint(name: str) -> str:
+    return f"fix it with `radops config set {name} VALUE`, or in an editor"
 
 
 # Settings that may come from arguments, the environment or config.toml. `home` is not here:
@@ -141,62 +199,79 @@ _SPECS: tuple[_Spec, ...] = (
         _optional_str,
         None,
         "where the lake lives: s3://bucket[/prefix] or a directory (default: $RADOPS_HOME/lake)",
+        what="s3://bucket[/prefix] or a directory",
     ),
     _Spec(
         "s3_endpoint_url",
         _optional_str,
         None,
         "endpoint of an S3-compatible store (default: boto3's own resolution)",
+        what="a URL such as http://127.0.0.1:8333",
     ),
     _Spec(
         "email",
         _optional_str,
         None,
         "originator recorded on created files (default: git config user.email)",
+        what="an e-mail address",
     ),
     _Spec(
         "cache_max_bytes",
         _optional_size,
         None,
         "keep local storage under this size by evicting files that are in the lake",
+        _SIZE,
     ),
-    _Spec("log_level", _log_level, "INFO", "level of radops' log messages on stderr"),
+    _Spec(
+        "log_level",
+        _log_level,
+        "INFO",
+        "level of radops' log messages on stderr",
+        what="DEBUG, INFO, WARNING, ERROR or CRITICAL",
+    ),
     _Spec("namespace", _namespace, "radops", "OpenLineage namespace of radops' jobs"),
     _Spec(
         "marquez_url",
         _optional_str,
         None,
         "Marquez (or any OpenLineage HTTP endpoint) that receives every event",
+        what="a URL",
     ),
     _Spec(
         "lineage_timeout",
         _seconds,
         5.0,
         "seconds to connect to a lineage consumer, and for Marquez to answer a lineage query",
+        _SECONDS,
     ),
     _Spec(
         "download_max_bytes",
         parse_size,
         10 * 1024**3,
         "largest body `datalake add URL` downloads before giving up",
+        _SIZE,
     ),
     _Spec(
         "download_timeout",
         _seconds,
         60.0,
         "seconds `datalake add URL` waits to connect or for the next bytes",
+        _SECONDS,
     ),
     _Spec(
         "stale_after",
         _seconds,
         600.0,
         "seconds after which another machine's unfinished creation counts as abandoned",
+        _SECONDS,
     ),
 )
 # Secrets come only from the environment (or an argument): never from or into config.toml,
 # and `config show` only says whether they are set.
 _SECRETS = {"marquez_api_key": "RADOPS_MARQUEZ_API_KEY"}
 SETTING_NAMES: tuple[str, ...] = ("home", *(spec.name for spec in _SPECS))
+SETTABLE_NAMES: tuple[str, ...] = tuple(spec.name for spec in _SPECS)
+"""The settings config.toml may hold (``radops config set``): all but ``home``."""
 
 
 def _normalize_remote(remote: str, base: Path) -> str:
@@ -260,13 +335,7 @@ class Settings:
             raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
 
         sources: dict[str, str] = {}
-        if overrides.get("home") is not None:
-            home, sources["home"] = Path(overrides["home"]), "argument"
-        elif environ.get("RADOPS_HOME"):
-            home, sources["home"] = Path(environ["RADOPS_HOME"]), "env RADOPS_HOME"
-        else:
-            home, sources["home"] = Path("~/.radops"), "default"
-        home = (base / home.expanduser()).resolve()
+        home, sources["home"] = _home(environ, base, overrides.get("home"))
 
         config_path = home / "config.toml"
         file_values = _read_config(config_path)
@@ -279,6 +348,7 @@ class Settings:
                 raw, source = environ[spec.env_var], f"env {spec.env_var}"
             elif spec.name in file_values:
                 raw, source = file_values[spec.name], f"config {config_path}"
+                spec.check_type(raw, config_path)
             else:
                 values[spec.name], sources[spec.name] = spec.default, "default"
                 continue
@@ -286,7 +356,8 @@ class Settings:
                 values[spec.name] = spec.parse(raw)
             except ValueError as exc:
                 where = source.removeprefix("env ").removeprefix("config ")
-                raise ConfigError(f"invalid {spec.name} from {where}: {exc}") from exc
+                hint = f"; {_fix_hint(spec.name)}" if source.startswith("config ") else ""
+                raise ConfigError(f"invalid {spec.name} from {where}: {exc}{hint}") from exc
             sources[spec.name] = source
 
         for name, env_var in _SECRETS.items():
@@ -370,6 +441,28 @@ class Settings:
         return rows
 
 
+def _home(environ: Mapping[str, str], base: Path, given: Any) -> tuple[Path, str]:
+    """RADOPS_HOME resolved: an argument, else the variable, else ~/.radops; and its source."""
+    if given is not None:
+        home, source = Path(given), "argument"
+    elif environ.get("RADOPS_HOME"):
+        home, source = Path(environ["RADOPS_HOME"]), "env RADOPS_HOME"
+    else:
+        home, source = Path("~/.radops"), "default"
+    return (base / home.expanduser()).resolve(), source
+
+
+def config_file(env: Mapping[str, str] | None = None, *, cwd: Path | None = None) -> Path:
+    """``$RADOPS_HOME/config.toml``, reading nothing but ``RADOPS_HOME``.
+
+    What ``radops config set`` changes: it must work while another setting is invalid, since
+    it is how one fixes that setting.
+    """
+    environ: Mapping[str, str] = os.environ if env is None else env
+    home, _ = _home(environ, cwd or Path.cwd(), None)
+    return home / "config.toml"
+
+
 def git_user_email() -> str | None:
     """``git config user.email``, or None when git or the setting is missing."""
     try:
@@ -387,46 +480,89 @@ def _read_config(path: Path) -> dict[str, Any]:
             data: dict[str, Any] = tomllib.load(handle)
     except FileNotFoundError:
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except tomllib.TOMLDecodeError as exc:
+        # radops cannot rewrite a file it cannot read without losing what it holds: say how
+        # to get out, since `config set` refuses too.
+        raise ConfigError(
+            f"{path} is not valid TOML ({exc}): fix it in an editor (one `key = value` line "
+            f'per setting, strings in quotes: remote = "s3://bucket/lake"), or remove it '
+            f"(rm {path}) and set the values again with `radops config set KEY VALUE`"
+        ) from exc
+    except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     unknown = set(data) - {spec.name for spec in _SPECS}
     if unknown:
         raise ConfigError(
             f"unknown setting(s) in {path}: {', '.join(sorted(unknown))} "
-            f"(known: {', '.join(spec.name for spec in _SPECS)})"
+            f"(known: {', '.join(spec.name for spec in _SPECS)}); remove that line "
+            "in an editor"
         )
     return data
 
 
-def write_config_value(settings: Settings, key: str, value: str) -> Path:
+def write_config_value(settings: Settings | Path, key: str, value: str) -> Path:
     """Validate ``value`` and store it as ``key`` in ``$RADOPS_HOME/config.toml``.
 
-    An empty value removes the key. The file is replaced atomically and is owner-only.
+    ``settings``: the settings whose config file to change, or the file itself (see
+    :func:`config_file`). An empty value removes the key (see :func:`unset_config_value`).
+    The file is replaced atomically and is owner-only; its other values are kept as they are,
+    valid or not, so that one ``config set`` can fix one bad value.
 
     Raises:
-        ConfigError: an unknown key (``home`` included) or an invalid value.
+        ConfigError: an unknown key (``home`` included), an invalid value, or a config file
+            that is not valid TOML.
     """
-    import tomli_w
+    key = _settable(key)
+    if value == "":
+        path, _ = unset_config_value(settings, key)
+        return path
+    spec = next(spec for spec in _SPECS if spec.name == key)
+    try:
+        parsed = spec.parse(value)
+    except ValueError as exc:
+        raise ConfigError(f"invalid {key}: {exc}") from exc
+    if key == "remote":
+        parsed = _normalize_remote(parsed, Path.cwd())
+    path = _config_path(settings)
+    data = _read_config(path)
+    data[key] = parsed
+    _write_config(path, data)
+    return path
 
-    specs = {spec.name: spec for spec in _SPECS}
+
+def unset_config_value(settings: Settings | Path, key: str) -> tuple[Path, bool]:
+    """Remove ``key`` from config.toml; return the file and whether the key was there.
+
+    Raises:
+        ConfigError: an unknown key, or a config file that is not valid TOML.
+    """
+    key = _settable(key)
+    path = _config_path(settings)
+    data = _read_config(path)
+    if key not in data:
+        return path, False
+    del data[key]
+    _write_config(path, data)
+    return path, True
+
+
+def _settable(key: str) -> str:
     key = key.lower().replace("-", "_")
-    if key not in specs:
+    if key not in SETTABLE_NAMES:
         raise ConfigError(
-            f"cannot set {key!r} in config.toml (settable: {', '.join(specs)}; "
+            f"cannot set {key!r} in config.toml (settable: {', '.join(SETTABLE_NAMES)}; "
             "home comes from RADOPS_HOME)"
         )
-    path = settings.config_path
-    data = _read_config(path)
-    if value == "":
-        data.pop(key, None)
-    else:
-        try:
-            parsed = specs[key].parse(value)
-        except ValueError as exc:
-            raise ConfigError(f"invalid {key}: {exc}") from exc
-        if key == "remote":
-            parsed = _normalize_remote(parsed, Path.cwd())
-        data[key] = parsed
+    return key
+
+
+def _config_path(settings: Settings | Path) -> Path:
+    return settings if isinstance(settings, Path) else settings.config_path
+
+
+def _write_config(path: Path, data: dict[str, Any]) -> None:
+    import tomli_w
+
     from radops.private import make_private_dir
 
     make_private_dir(path.parent)
@@ -435,4 +571,3 @@ def write_config_value(settings: Settings, key: str, value: str) -> Path:
     with os.fdopen(fd, "wb") as handle:
         tomli_w.dump(data, handle)
     tmp.replace(path)
-    return path

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from radops.errors import InvalidUidError, LocalStorageError
 
-__all__ = ["MAX_UID_BYTES", "RESERVED_PREFIX", "safe_path", "validate_uid"]
+__all__ = ["MAX_UID_BYTES", "RESERVED_PREFIX", "safe_path", "shorten", "validate_uid"]
 
 MAX_UID_BYTES = 1024
 MAX_SEGMENT_BYTES = 255  # the longest file name ext4, xfs and most other file systems accept
@@ -35,8 +35,23 @@ def validate_uid(uid: object) -> str:
         raise InvalidUidError(f"a uid must be a string, not {type(uid).__name__}")
     problem = _problem(uid)
     if problem:
-        raise InvalidUidError(f"invalid uid {uid!r}: {problem}")
+        raise InvalidUidError(f"invalid uid {shorten(uid)}: {problem}")
     return uid
+
+
+SHOWN_CHARACTERS = 60
+
+
+def shorten(text: str) -> str:
+    """``text`` quoted for a message, cut to its first 60 characters and its length if longer.
+
+    A pasted or generated uid of thousands of characters would otherwise fill the terminal and
+    hide what the message says about it.
+    """
+    if len(text) <= SHOWN_CHARACTERS:
+        return repr(text)
+    quoted = repr(text[:SHOWN_CHARACTERS])
+    return f"{quoted[:-1]}…{quoted[-1]} ({len(text)} characters)"
 
 
 def _problem(uid: str) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from radops.data_lake import DataLake
@@ -78,6 +80,29 @@ def test_a_file_open_for_reading_is_not_evicted(make_lake: MakeLake) -> None:
         assert _local(reader) == {f0, f2}
         assert handle.read() == _content(f0)
     _read(reader, f3)  # f0 is closed and now the least recently used
+    assert _local(reader) == {f2, f3}
+
+
+@pytest.mark.parametrize("end", ["close", "garbage collection"])
+def test_a_file_opened_without_with_is_not_evicted_until_closed(
+    make_lake: MakeLake, end: str
+) -> None:
+    """A handle from ``open()`` without ``with`` keeps its file until it is closed or
+    collected, like the ``with`` form until its block ends."""
+    f0, f1, f2, f3 = _fill_lake(make_lake, 4)
+    reader = make_lake("reader", cache_max_bytes=2 * SIZE)
+    handle = reader.file(f0).open("rb")
+    _read(reader, f1)
+    _read(reader, f2)  # over the limit: f1 goes, f0 is being read
+    assert _local(reader) == {f0, f2}
+    assert handle.read() == _content(f0)
+    if end == "close":
+        handle.close()
+    else:
+        with pytest.warns(ResourceWarning):
+            del handle
+            gc.collect()
+    _read(reader, f3)  # f0 is no longer read, and the least recently used
     assert _local(reader) == {f2, f3}
 
 

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -60,6 +61,16 @@ def error_line(result: Result) -> str:
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: "), result.stderr
     return lines[0]
+
+
+def usage_error(result: Result, command: str) -> str:
+    """The message of a usage error (exit 2): after the usage line and the pointer to --help,
+    as docs/troubleshooting.md shows it."""
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(f"Usage: radops {command} "), result.stderr
+    assert lines[1] == f"Try 'radops {command} --help' for help.", result.stderr
+    assert lines[-1].startswith("Error: "), result.stderr
+    return lines[-1]
 
 
 def machine(cli_env: dict[str, str], name: str) -> dict[str, str]:
@@ -173,16 +184,45 @@ def test_add_existing_uid_fails_with_one_line(cli_env, sample, tmp_path):
 def test_add_copy_and_move_together_is_a_usage_error(cli_env, sample):
     """--copy and --move exclude each other: exit 2, the source stays, nothing is added."""
     result = run(cli_env, "datalake", "add", str(sample), "both.txt", "--copy", "--move", code=2)
-    assert "--copy and --move" in error_line(result)
+    assert "--copy and --move" in usage_error(result, "datalake add")
     assert sample.exists()
     assert ls_json(cli_env) == []
 
 
 def test_add_missing_source_fails(cli_env, tmp_path):
-    """Adding a file that does not exist names it and exits 1."""
+    """Adding a file that does not exist says so, naming it, and exits 1."""
     missing = tmp_path / "missing.txt"
     result = run(cli_env, "datalake", "add", str(missing), "missing.txt", code=1)
-    assert str(missing) in error_line(result)
+    assert error_line(result) == f"error: {missing} does not exist"
+    without_uid = run(cli_env, "datalake", "add", str(missing), code=1)
+    assert error_line(without_uid) == f"error: {missing} does not exist"
+    assert ls_json(cli_env) == []
+
+
+def test_add_with_an_empty_uid_is_an_error(cli_env, sample):
+    """``add FILE ""`` does not fall back to the file's name: an empty UID is refused."""
+    result = run(cli_env, "datalake", "add", str(sample), "", code=1)
+    assert "empty" in error_line(result)
+    assert ls_json(cli_env) == []
+
+
+def test_a_very_long_uid_is_shortened_in_the_error(cli_env, sample):
+    """A 2,000-character uid is not echoed whole: its start, an ellipsis and its length."""
+    uid = "a" * 2000
+    result = run(cli_env, "datalake", "add", str(sample), uid, code=1)
+    line = error_line(result)
+    assert uid not in line
+    assert f"'{'a' * 60}…' (2000 characters)" in line
+    assert len(line) < 200
+    assert ls_json(cli_env) == []
+
+
+def test_a_directory_with_a_uid_is_a_usage_error_with_the_usage(cli_env, tmp_path):
+    """``add DIR UID`` prints the usage and the problem, exit 2, as usage errors do."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_text("a")
+    result = run(cli_env, "datalake", "add", str(tmp_path / "d"), "named.txt", code=2)
+    assert "--prefix" in usage_error(result, "datalake add")
     assert ls_json(cli_env) == []
 
 
@@ -294,7 +334,7 @@ def test_add_url_with_move_is_a_usage_error(cli_env, web):
     root, base = web
     (root / "file.txt").write_text(DATA)
     result = run(cli_env, "datalake", "add", f"{base}/file.txt", "file.txt", "--move", code=2)
-    assert "URL" in error_line(result)
+    assert "URL" in usage_error(result, "datalake add")
     assert (root / "file.txt").exists()
     assert ls_json(cli_env) == []
 
@@ -334,6 +374,31 @@ def test_ls_no_color_wins_over_force_color(cli_env, tmp_path):
     add(cli_env, tmp_path, "plain.txt")
     env = {**cli_env, "FORCE_COLOR": "1", "NO_COLOR": "1"}
     assert run(env, "datalake", "ls").stdout == "plain.txt\n"
+
+
+def test_a_file_has_one_creation_time_everywhere(cli_env, tmp_path):
+    """``ls --json``, ``info``, ``info --json`` and ``File.info`` give the same creation time,
+    and ``info`` shows no other time for the file."""
+    from radops.data_lake import DataLake
+
+    add(cli_env, tmp_path, "timed.txt")
+    [listed] = ls_json(cli_env)
+    data = json.loads(run(cli_env, "datalake", "info", "timed.txt", "--json").stdout)
+    rows = columns(run(cli_env, "datalake", "info", "timed.txt").stdout)
+    lake = DataLake.from_env(
+        home=cli_env["RADOPS_HOME"],
+        remote=cli_env["RADOPS_REMOTE"],
+        s3_endpoint_url=cli_env.get("RADOPS_S3_ENDPOINT_URL"),
+    )
+    try:
+        created = lake.file("timed.txt").info.created
+    finally:
+        lake.local.close()
+    assert created is not None
+    assert listed["created"] == data["created"] == rows["created"][0] == created.isoformat()
+    assert "time" not in data["created_by"]
+    shown_times = re.findall(r"\d{4}-\d\d-\d\dT[\d:.]+\+00:00", json.dumps(data))
+    assert set(shown_times) == {created.isoformat()}
 
 
 def test_ls_json_prints_one_object_per_line(cli_env, tmp_path):
@@ -512,7 +577,7 @@ def test_rm_local_needs_exactly_one_of_uid_and_all(cli_env, tmp_path, args):
     """``rm-local`` with neither UID nor --all, or with both, is a usage error (exit 2)."""
     add(cli_env, tmp_path, "one.txt")
     result = run(cli_env, "datalake", "rm-local", *args, code=2)
-    assert "UID or --all" in error_line(result)
+    assert "UID or --all" in usage_error(result, "datalake rm-local")
     assert (storage(cli_env) / "one.txt").exists()
 
 
@@ -628,6 +693,55 @@ def test_config_set_writes_config_toml(cli_env, tmp_path):
     assert rows["remote"][1] == "env RADOPS_REMOTE"
 
 
+def test_config_set_help_names_every_settable_setting():
+    """``config set --help`` lists every setting config.toml may hold, stale_after included."""
+    from radops.settings import SETTING_NAMES
+
+    text = run({}, "config", "set", "--help").stdout
+    flat = " ".join(text.split())
+    assert [name for name in SETTING_NAMES if name != "home" and name not in flat] == []
+
+
+@pytest.mark.parametrize("remote", ["directory"], indirect=True)  # no store needed
+def test_config_set_empty_value_says_it_removed_the_setting(cli_env):
+    """Removing a setting says "removed", not "saved"; removing an absent one says so."""
+    config = Path(cli_env["RADOPS_HOME"]) / "config.toml"
+    run(cli_env, "config", "set", "stale_after", "30")
+    result = run(cli_env, "config", "set", "stale_after", "")
+    assert result.stderr == f"stale_after removed from {config}\n"
+    again = run(cli_env, "config", "set", "stale_after", "")
+    assert again.stderr == f"stale_after was not set in {config}: nothing to remove\n"
+    assert tomllib.loads(config.read_text()) == {}
+
+
+@pytest.mark.parametrize("remote", ["directory"], indirect=True)  # no store needed
+def test_a_bad_value_in_config_toml_is_reported_and_can_be_fixed_with_config_set(cli_env, tmp_path):
+    """``remote = 5`` stops commands with the file, key and expected type; ``config set``
+    still runs, so it can replace the value."""
+    env = {name: value for name, value in cli_env.items() if name != "RADOPS_REMOTE"}
+    config = Path(env["RADOPS_HOME"]) / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("remote = 5\n")
+    shown = run(env, "config", "show", code=1)
+    assert error_line(shown).startswith(f"error: invalid remote from {config}: expected a string")
+    run(env, "config", "set", "remote", str(tmp_path / "lake"))
+    assert columns(run(env, "config", "show").stdout)["remote"][0] == str(tmp_path / "lake")
+
+
+@pytest.mark.parametrize("remote", ["directory"], indirect=True)  # no store needed
+def test_config_set_on_a_malformed_config_toml_says_how_to_fix_it(cli_env):
+    """A config.toml that is not TOML cannot be rewritten safely: the error says what to do."""
+    config = Path(cli_env["RADOPS_HOME"]) / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("remote = \n")
+    result = run(cli_env, "config", "set", "email", "me@example.com", code=1)
+    line = error_line(result)
+    assert f"{config} is not valid TOML" in line
+    assert "fix it in an editor" in line
+    assert f"rm {config}" in line
+    assert config.read_text() == "remote = \n"
+
+
 def test_config_set_empty_value_removes_the_setting(cli_env):
     """``config set KEY ''`` removes KEY from config.toml, back to its default."""
     run(cli_env, "config", "set", "log_level", "debug")
@@ -688,6 +802,28 @@ def test_missing_bucket_is_one_clear_error(missing_bucket_env, sample, command):
     result = run(missing_bucket_env, "datalake", *args, code=1)
     assert "the bucket 'no-such-bucket' does not exist" in error_line(result)
     assert sample.exists()
+
+
+def test_missing_credentials_are_reported_as_such(tmp_path):
+    """No AWS credentials anywhere: the error says so and where boto3 looks, at once, instead
+    of calling the store unreachable after retries."""
+    env = {
+        "RADOPS_HOME": str(tmp_path / "home"),
+        "RADOPS_REMOTE": "s3://lake/x",
+        "RADOPS_S3_ENDPOINT_URL": "http://127.0.0.1:9",  # never contacted: signing fails first
+        "RADOPS_EMAIL": "tester@example.com",
+        "AWS_ACCESS_KEY_ID": None,
+        "AWS_SECRET_ACCESS_KEY": None,
+    }
+    started = time.monotonic()
+    result = run(env, "datalake", "ls", code=1)
+    assert time.monotonic() - started < 10
+    line = error_line(result)
+    assert "no AWS credentials were found" in line
+    for where in ("AWS_ACCESS_KEY_ID", "~/.aws/credentials", "~/.aws/config", "role"):
+        assert where in line, where
+    assert "unreachable" not in line
+    assert "attempts" not in line
 
 
 # -- the installed console script -----------------------------------------------------------------

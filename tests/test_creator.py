@@ -220,6 +220,30 @@ def reads_by_name(src: File, other_uid: str) -> File:
     return out
 
 
+@file_creator
+def writes_without_with(src: File, output_uid: str) -> File:
+    CALLS["writes_without_with"] += 1
+    out = File(output_uid)
+    source = src.open("r")
+    handle = out.open("w")
+    handle.write(source.read().upper())
+    source.close()
+    handle.close()
+    return out
+
+
+KEPT_OPEN: list[Any] = []
+
+
+@file_creator
+def closes_too_late(output_uid: str) -> File:
+    out = File(output_uid)
+    handle = out.open("w")
+    handle.write("late")
+    KEPT_OPEN.append(handle)  # closed by the caller, after the call returned
+    return out
+
+
 def same_name_step(body: str, version: str = "") -> Any:
     """A step named ``tests.test_creator.shadowed`` whose body writes ``body``.
 
@@ -250,6 +274,29 @@ def same_name_step(body: str, version: str = "") -> Any:
 
 
 # -- declared outputs -----------------------------------------------------------------------
+
+
+def test_a_step_may_open_files_without_with(lake: DataLake) -> None:
+    """Inside a step, ``open()`` without ``with`` reads an input and writes an output that is
+    committed with the call, as with ``with``."""
+    lower = put(lake, "lower.txt", "shout")
+    out = writes_without_with(lower, output_uid="upper-by-hand.txt")
+    assert read(out) == "SHOUT"
+    [event] = events(lake, "writes_without_with", "COMPLETE")
+    assert radops_facet(event)["inputs"] == ["lower.txt"]
+    assert radops_facet(event)["outputs"] == ["upper-by-hand.txt"]
+
+
+def test_an_output_closed_after_its_step_returned_is_refused(default_lake: DataLake) -> None:
+    """A write handle closed after its step returned is no output of the step: the step fails
+    for the output it did not create, and the late close is an error that keeps nothing."""
+    with pytest.raises(OutputsError, match="without creating its declared output"):
+        closes_too_late(output_uid="late.txt")
+    handle = KEPT_OPEN.pop()
+    with pytest.raises(OutputsError, match="closed after"):
+        handle.close()
+    assert not default_lake.file("late.txt").exists_remotely()
+    assert list(default_lake.settings.tmp_dir.iterdir()) == []
 
 
 def test_output_uid_returns_the_declared_file(lake: DataLake) -> None:

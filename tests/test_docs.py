@@ -110,6 +110,21 @@ def test_configuration_reference_lists_every_setting() -> None:
         assert f"| {name} | `RADOPS_{name.upper()}` |" in page, name
 
 
+def test_config_show_examples_look_like_its_output() -> None:
+    """Every ``$ radops config show`` shown in the docs prints what the command prints: one
+    line per setting, starting with its name (no header row); "..." may shorten it."""
+    known = {*SETTING_NAMES, "marquez_api_key", "openlineage"}
+    shown = 0
+    for page in sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")]):
+        for block in fenced(page.read_text(), "console"):
+            for output in re.findall(r"^\$ radops config show\n((?:(?!\$ ).*\n)*)", block, re.M):
+                rows = [line for line in output.splitlines() if line.strip() not in ("", "...")]
+                assert rows, page
+                assert [row.split()[0] for row in rows if row.split()[0] not in known] == [], page
+                shown += 1
+    assert shown >= 2
+
+
 def console_blocks(text: str, region: str) -> str:
     """The ```console blocks between the markers ``<!-- region: start`` and ``end -->``."""
     inside = text.split(f"<!-- {region}: start")[1].split(f"<!-- {region}: end -->")[0]

@@ -397,8 +397,8 @@ def test_a_source_warning_is_logged_once_per_process(
     import_file: Callable[[Path], ModuleType],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Once per function, even when it is decorated again (as a step pickled by value to Dask
-    workers is, at every task); every run still records the warning."""
+    """Once per process, even when the step is decorated again (as a step pickled by value to
+    Dask workers is, at every task); every run still records the warning."""
     repo = make_repo(tmp_path / "repo", "https://github.com/acme/pipes.git")
     path = repo / "pipes" / "steps.py"
     path.write_text(STEP_MODULE + "\n# edited, not committed\n")

@@ -87,7 +87,8 @@ def test_walkthrough_runs_on_the_configured_lake(cli_env, tmp_path):
 
 
 def test_walkthrough_defaults_to_a_fresh_embedded_lake_and_reruns(tmp_path):
-    """Without RADOPS_* settings, each run gets a new home whose directory lake starts empty."""
+    """Without RADOPS_* settings, each run gets a new home whose directory lake starts empty,
+    and removes it when it ends: nothing is left in the temporary directory."""
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = {"TMPDIR": str(scratch)}
@@ -99,6 +100,8 @@ def test_walkthrough_defaults_to_a_fresh_embedded_lake_and_reruns(tmp_path):
         home = Path(re.search(r"^radops home: (.+)$", result.stdout, re.M).group(1))
         assert home.parent == scratch
         assert re.search(rf"^lake +{re.escape(str(home / 'lake'))}$", result.stdout, re.M)
+        assert not home.exists()
+        assert list(scratch.iterdir()) == []
         homes.append(home)
     assert homes[0] != homes[1]
 
@@ -142,3 +145,12 @@ def test_walkthrough_with_marquez_shows_every_file_in_its_lineage_graph(
             assert missing_from_graph(reader, client, uid) == set()
     finally:
         reader.local.close()
+
+
+def test_walkthrough_keeps_a_home_the_user_gave(tmp_path):
+    """A RADOPS_HOME set by the user is theirs: run.sh leaves it, with the file it added."""
+    home = tmp_path / "mine"
+    env = {"RADOPS_HOME": str(home), "TMPDIR": str(tmp_path)}
+    unset = ("RADOPS_REMOTE", "RADOPS_S3_ENDPOINT_URL")
+    check_walkthrough_output(run_walkthrough(env, tmp_path, unset=unset))
+    assert (home / "storage" / "name_in_datalake.txt").is_file()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import io
 import os
 import pickle
 import stat
@@ -167,6 +169,96 @@ def test_default_lake_is_used_when_none_is_given(lake: DataLake) -> None:
     finally:
         set_default_lake(None)
     assert _read(lake, "default/used.txt") == b"via the default lake"
+
+
+# -- open() without with: a file object, as the built-in open returns ---------------------------
+
+
+def test_open_without_with_reads_like_the_builtin_open(lake: DataLake) -> None:
+    """``File(uid).open("r").read()`` works; the handle is an ordinary file object."""
+    _write(lake, "plain.txt", b"one\ntwo\n")
+    handle = lake.file("plain.txt").open("r")
+    assert isinstance(handle, io.TextIOWrapper)
+    assert handle.read() == "one\ntwo\n"
+    handle.close()
+    assert handle.closed
+    binary = lake.file("plain.txt").open("rb")
+    assert isinstance(binary, io.BufferedReader)
+    assert list(binary) == [b"one\n", b"two\n"]
+    binary.close()
+
+
+def test_a_read_without_with_is_verified_too(make_lake: MakeLake) -> None:
+    """A corrupted local copy is replaced before a read without ``with``, as with it."""
+    _write(make_lake("machine-a"), "checked.bin", b"0123456789" * 10)
+    lake = make_lake("machine-b")
+    _flip_byte(lake.file("checked.bin").download(), offset=7)
+    handle = lake.file("checked.bin").open("rb")
+    assert handle.read() == b"0123456789" * 10
+    handle.close()
+
+
+def test_a_read_handle_that_is_never_closed_is_closed_when_collected(lake: DataLake) -> None:
+    """Dropped without close, a read handle is closed by the garbage collector, with the
+    ResourceWarning the built-in open gives."""
+    _write(lake, "dropped.txt", b"data")
+    handle = lake.file("dropped.txt").open("r")
+    assert handle.read() == "data"
+    with pytest.warns(ResourceWarning, match="unclosed file"):
+        del handle
+        gc.collect()
+
+
+def test_open_w_without_with_creates_the_file_when_closed(lake: DataLake) -> None:
+    """A write handle used without ``with`` uploads at ``close()``: nothing before."""
+    handle = lake.file("later.txt").open("w")
+    assert isinstance(handle, io.TextIOWrapper)
+    handle.write("written ")
+    handle.write("in two parts")
+    assert not lake.file("later.txt").exists_remotely()
+    assert not lake.file("later.txt").exists_locally()
+    handle.close()
+    assert handle.closed
+    assert _read(lake, "later.txt") == b"written in two parts"
+    binary = lake.file("later.bin").open("wb")
+    assert isinstance(binary, io.BufferedWriter)
+    binary.write(b"\x00\x01")
+    binary.close()
+    assert _read(lake, "later.bin") == b"\x00\x01"
+    _assert_no_temp_files(lake)
+
+
+def test_a_write_handle_never_closed_leaves_nothing_and_warns(
+    lake: DataLake, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Dropped without close, a write handle is discarded, as when its ``with`` block raises:
+    no half-written file in the lake, and a warning says the file was not created."""
+    handle = lake.file("abandoned.bin").open("wb")
+    handle.write(b"x" * 100_000)
+    del handle
+    gc.collect()
+    assert "abandoned.bin was never closed: it was not created" in caplog.text
+    assert not lake.file("abandoned.bin").exists_remotely()
+    _assert_nothing_local(lake)
+    _write(lake, "abandoned.bin", b"second try")
+    assert _read(lake, "abandoned.bin") == b"second try"
+
+
+def test_a_failed_commit_at_close_leaves_nothing(make_lake: MakeLake) -> None:
+    """``close()`` raises the commit's error (here: another machine made the uid) and keeps
+    nothing, like the end of a ``with`` block."""
+    slow, fast = make_lake("machine-a"), make_lake("machine-b")
+    handle = slow.file("raced.txt").open("w")
+    handle.write("slow")
+    _write(fast, "raced.txt", b"fast")
+    with pytest.raises(FileExistsInLakeError, match="already exists"):
+        handle.close()
+    assert handle.closed
+    _assert_nothing_local(slow)
+
+
+def _assert_no_temp_files(lake: DataLake) -> None:
+    assert _files_under(lake.settings.tmp_dir) == []
 
 
 # -- immutability ----------------------------------------------------------------------------

@@ -8,6 +8,9 @@ machine would, on both remotes.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -177,6 +180,74 @@ def test_info_summarizes_the_creation(piped: DataLake, cli_env: dict[str, str]) 
     assert data["created_by"]["job"] == f"{MODULE}.exclaim"
     assert data["created_by"]["inputs"] == ["upper.txt"]
     assert data["created_by"]["parameters"] == {"marks": 2}
+
+
+OUTSIDE_GIT = """\
+from radops.data_lake import File, file_creator
+
+
+@file_creator
+def first(output_uid: str) -> File:
+    out = File(output_uid)
+    with out.open("w") as handle:
+        handle.write("1")
+    return out
+
+
+@file_creator
+def second(src: File, output_uid: str) -> File:
+    out = File(output_uid)
+    with src.open() as given, out.open("w") as handle:
+        handle.write(given.read() + "2")
+    return out
+
+
+second(first(output_uid="one.txt"), output_uid="two.txt")
+"""
+
+
+@pytest.mark.parametrize("remote", ["directory"], indirect=True)  # about the code, not the store
+def test_steps_outside_git_warn_once_and_show_their_code_consistently(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Two steps of a script outside any git repository: one warning for the process, not
+    one per step; and lineage and info then name the file and line in one line, with no
+    file:// "link" beside a note saying there is no link."""
+    project = tmp_path / "project"  # not inside a git repository
+    project.mkdir()
+    script = project / "pipe.py"
+    script.write_text(OUTSIDE_GIT)
+    ran = subprocess.run(
+        [sys.executable, str(script)],
+        env={**os.environ, **cli_env},
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert ran.stderr.count("is not in a git repository") == 1, ran.stderr
+
+    lines = OUTSIDE_GIT.splitlines()
+    decorator = lines.index("@file_creator", lines.index("@file_creator") + 1) + 1
+    shown = {
+        f"{script} line {n} (not in a git repository: no link)" for n in (decorator, decorator + 1)
+    }
+    text = _ok(_invoke(cli_env, "datalake", "lineage", "two.txt")).stdout
+    [code] = [line for line in text.splitlines() if "code" in line and "method" in line]
+    assert code.removeprefix("creation method code: ") in shown, text
+    assert "file://" not in text
+    assert "note:" not in text
+    rows = dict(
+        line.split(None, 1)
+        for line in _ok(_invoke(cli_env, "datalake", "info", "two.txt")).stdout.splitlines()
+    )
+    assert rows["code"] in shown
+    data = json.loads(_ok(_invoke(cli_env, "datalake", "info", "two.txt", "--json")).stdout)
+    assert data["created_by"]["code"] is None  # no link
+    assert data["created_by"]["code_note"].endswith(
+        "is not in a git repository: no code link is recorded"
+    )
 
 
 def test_lineage_of_a_missing_uid(lake: DataLake, cli_env: dict[str, str]) -> None:

@@ -174,8 +174,11 @@ def test_run_nodes_carry_the_creation(three: DataLake) -> None:
         code_url=made.code_url,
         code_warning=made.code_warning,
         radops_version=made.radops_version,
+        code_text=made.code_description()[0],
+        code_note=made.code_description()[1],
     )
     assert run.radops_version
+    assert run.code_text not in ("", "not recorded")
 
 
 @DIRECTORY
@@ -826,9 +829,10 @@ def test_page_shows_run_details(three: DataLake, chromium: Chromium, tmp_path: P
     assert panel["parameters"] == '{"factor": 3}'
     assert panel["radops version"] == run.radops_version
     assert panel["time"].endswith(" UTC")
-    assert panel["code"] == run.code_url
-    link = chromium.evaluate(loaded.session, "document.querySelector('#details a').href")
-    assert link == safe_link(run.code_url)
+    assert panel["code"] == run.code_text
+    if run.code_url:  # a web link (a checkout with an origin); else no link is drawn
+        link = chromium.evaluate(loaded.session, "document.querySelector('#details a').href")
+        assert link == safe_link(run.code_url)
     selected = chromium.evaluate(
         loaded.session, "Array.from(document.querySelectorAll('g.selected')).map(g => g.dataset.id)"
     )

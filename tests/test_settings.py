@@ -209,11 +209,67 @@ def test_home_cannot_be_set_in_the_config_file(tmp_path: Path) -> None:
         Settings.load(env={}, home=tmp_path)
 
 
-def test_a_malformed_config_file_is_a_config_error(tmp_path: Path) -> None:
-    """A config.toml that is not valid TOML raises ConfigError naming the file."""
-    config = _write_config(tmp_path, "remote = \n")
-    with pytest.raises(ConfigError, match=f"cannot read config file {re.escape(str(config))}"):
+def test_a_malformed_config_file_is_a_config_error_saying_how_to_fix_it(tmp_path: Path) -> None:
+    """A config.toml that is not valid TOML raises ConfigError naming the file, the line, and
+    the two ways out: fix it in an editor, or remove it and set the values again."""
+    config = _write_config(tmp_path, 'email = "me@example.com"\nremote = \n')
+    with pytest.raises(ConfigError) as raised:
         Settings.load(env={}, home=tmp_path)
+    message = str(raised.value)
+    assert f"{config} is not valid TOML" in message
+    assert "line 2" in message
+    assert "fix it in an editor" in message
+    assert f"rm {config}" in message
+    assert "radops config set" in message
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            "remote = 5",
+            "expected a string (s3://bucket[/prefix] or a directory), got the integer 5",
+        ),
+        (
+            'lineage_timeout = "abc"',
+            "expected a number of seconds (like 5 or 2.5), got the string 'abc'",
+        ),
+        (
+            "stale_after = true",
+            "expected a number of seconds (like 5 or 2.5), got the boolean true",
+        ),
+        ("email = 3.5", "expected a string (an e-mail address), got the float 3.5"),
+        (
+            "log_level = [1]",
+            "expected a string (DEBUG, INFO, WARNING, ERROR or CRITICAL), got an array",
+        ),
+        (
+            "cache_max_bytes = 1.5",
+            'expected a size (a number of bytes, or a string like "500MB"), got the float 1.5',
+        ),
+    ],
+)
+def test_a_config_value_of_the_wrong_type_is_refused_naming_file_key_and_type(
+    tmp_path: Path, line: str, expected: str
+) -> None:
+    """``remote = 5`` is not a folder named 5: each setting has a TOML type, checked on load."""
+    config = _write_config(tmp_path, line + "\n")
+    name = line.split(" ")[0]
+    with pytest.raises(ConfigError) as raised:
+        Settings.load(env={}, home=tmp_path, cwd=tmp_path)
+    message = str(raised.value)
+    assert message.startswith(f"invalid {name} from {config}: {expected}"), message
+    assert f"radops config set {name} VALUE" in message
+
+
+@pytest.mark.parametrize("variable", ["RADOPS_LINEAGE_TIMEOUT", "RADOPS_STALE_AFTER"])
+def test_a_bad_number_of_seconds_is_reported_in_radops_words(tmp_path: Path, variable: str) -> None:
+    """Not Python's 'could not convert string to float', but what a number of seconds is."""
+    with pytest.raises(ConfigError) as raised:
+        Settings.load(env={variable: "abc"}, home=tmp_path)
+    message = str(raised.value)
+    assert "could not convert" not in message
+    assert f"from {variable}: not a number of seconds: 'abc' (like 5 or 2.5)" in message
 
 
 @pytest.mark.parametrize(

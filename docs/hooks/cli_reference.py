@@ -2,7 +2,9 @@
 
 mkdocs-typer2 was tried first: its native engine fails on typer 0.29's options and its legacy
 engine shells out to a `typer` executable on PATH. Walking click's command tree is a few lines.
-The page's marker comment is replaced by one section per command, groups before their commands.
+The page's marker comment is replaced by one section per command, groups before their commands,
+each with the description, usage, arguments, options and examples that ``--help`` prints
+(``radops.cli._help`` provides them).
 """
 
 from __future__ import annotations
@@ -29,19 +31,22 @@ def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:
 
 
 def _sections(command: Any, ctx: Any, level: int) -> list[str]:
+    from radops.cli._help import description, example_lines, help_rows
+
     path = ctx.command_path
     usage = command.get_usage(ctx).removeprefix("Usage: ")
+    first, rest = description(command)
     lines = [f"{'#' * level} `{path}`", ""]
-    lines += [_text(paragraph) + "\n" for paragraph in (command.help or "").split("\n\n")]
+    lines += [_text(paragraph) + "\n" for paragraph in (first, *rest) if paragraph]
     lines += ["```text", usage, "```", ""]
-    rows = [
-        record
-        for param in command.get_params(ctx)
-        if param.name != "help" and (record := param.get_help_record(ctx)) is not None
-    ]
+    arguments, options = help_rows(command, ctx)
+    rows = [row for row in arguments + options if row[0] not in ("-h, --help", "--help")]
     if rows:
         lines += ["| argument or option | description |", "|---|---|"]
         lines += [f"| `{name}` | {_text(help_text)} |" for name, help_text in rows]
+    pairs = example_lines(command)
+    if pairs:
+        lines += ["", "```bash", *(f"{line}  # {what}" for what, line in pairs), "```"]
     sections = ["\n".join(lines)]
     for name in command.list_commands(ctx) if hasattr(command, "list_commands") else []:
         sub = command.get_command(ctx, name)

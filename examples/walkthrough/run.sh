@@ -10,8 +10,13 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 # A fresh radops home unless one is given: its lake starts empty, so the walkthrough can run
-# again. (With a shared RADOPS_REMOTE the uid below can be added only once: files are immutable.)
-export RADOPS_HOME="${RADOPS_HOME:-$(mktemp -d)}"
+# again, and it is removed when the script ends (set RADOPS_HOME to keep what it made). (With a
+# shared RADOPS_REMOTE the uid below can be added only once: files are immutable.)
+fresh_home=""
+if [ -z "${RADOPS_HOME:-}" ]; then
+    fresh_home="$(mktemp -d)"
+    export RADOPS_HOME="$fresh_home"
+fi
 
 # radops records who created each file: RADOPS_EMAIL, else `git config user.email`.
 if [ -z "${RADOPS_EMAIL:-}" ] && [ -z "$(git config user.email 2>/dev/null || true)" ]; then
@@ -26,8 +31,9 @@ if [ -z "$python" ]; then
 fi
 
 # Work in a scratch directory, so nothing is left in the directory the script is run from.
+# On exit, however the script ends, remove it and the fresh home (never a home the user set).
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work" ${fresh_home:+"$fresh_home"}' EXIT
 cd "$work"
 
 # Print a command like a shell prompt would, then run it.

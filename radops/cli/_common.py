@@ -15,6 +15,8 @@ from radops.errors import RadopsError
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import Progress as RichProgress
+    from rich.progress import TaskID
 
     from radops.lake import DataLake
     from radops.settings import Settings
@@ -74,7 +76,17 @@ def _printable(cell: str) -> str:
 
 
 def abort(message: str, code: int = 1) -> NoReturn:
-    """Print one line ``error: message`` on stderr and exit with ``code``."""
+    """Print one line ``error: message`` on stderr and exit with ``code``.
+
+    ``code=2`` is a usage error: it is printed as click prints its own (a missing argument,
+    an unknown option), the usage line and the pointer to ``--help`` first, so that every
+    usage error looks the same.
+    """
+    if code == 2:
+        from typer._click.exceptions import UsageError
+        from typer._click.globals import get_current_context
+
+        raise UsageError(message, get_current_context(silent=True))
     err().print(f"error: {message}", markup=False, style="red")
     raise typer.Exit(code)
 
@@ -171,9 +183,32 @@ def setup_logging(level: str) -> Callable[[], None]:
     return restore
 
 
+class _Bar:
+    """What :func:`progress_bar` yields: a :class:`~radops.stores.PhasedProgress` drawing one
+    rich task, whose description is the current phase and the file."""
+
+    def __init__(self, bar: RichProgress, task: TaskID, subject: str) -> None:
+        self._bar = bar
+        self._task = task
+        self._subject = subject
+
+    def __call__(self, n: int) -> None:
+        self._bar.advance(self._task, n)
+
+    def phase(self, name: str) -> None:
+        # reset, not update: the speed and time left start again with the phase.
+        self._bar.reset(self._task, description=f"{name} {self._subject}")
+        # Drawn now, not at the next tick: a phase shorter than a tick is still seen.
+        self._bar.refresh()
+
+
 @contextlib.contextmanager
-def progress_bar(description: str, total: int | None) -> Iterator[Progress | None]:
-    """A rich progress bar on stderr while bytes move; nothing when stderr is not a terminal."""
+def progress_bar(phase: str, subject: str, total: int | None) -> Iterator[Progress | None]:
+    """A rich progress bar on stderr while bytes move; nothing when stderr is not a terminal.
+
+    It reads ``PHASE SUBJECT`` (``uploading raw/data.csv``); the library names the next
+    phases as the work moves on (``hashing``, then ``uploading``), each counted from zero.
+    """
     console = err()
     if not console.is_terminal:
         yield None
@@ -181,11 +216,11 @@ def progress_bar(description: str, total: int | None) -> Iterator[Progress | Non
     from rich.progress import (
         BarColumn,
         DownloadColumn,
-        Progress,
         TextColumn,
         TimeRemainingColumn,
         TransferSpeedColumn,
     )
+    from rich.progress import Progress as RichProgress
 
     columns = (
         TextColumn("{task.description}"),
@@ -194,6 +229,6 @@ def progress_bar(description: str, total: int | None) -> Iterator[Progress | Non
         TransferSpeedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
+    with RichProgress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(f"{phase} {subject}", total=total)
+        yield _Bar(bar, task, subject)

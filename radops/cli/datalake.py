@@ -21,6 +21,7 @@ from radops.cli._common import (
     progress_bar,
     warn,
 )
+from radops.cli._help import examples
 
 if TYPE_CHECKING:
     from radops.lake import DataLake
@@ -39,7 +40,16 @@ class Picture(str, Enum):
     html = "html"
 
 
-@app.command("ls")
+@app.command(
+    "ls",
+    epilog=examples(
+        ("every file in the lake", "radops datalake ls"),
+        (
+            "the files under raw/2024/, one JSON object per line",
+            "radops datalake ls raw/2024/ --json",
+        ),
+    ),
+)
 @handle_errors
 def ls(
     ctx: typer.Context,
@@ -86,7 +96,21 @@ def ls(
         warn(f"local file {problem.uid!r} is out of sync: {problem.problem}")
 
 
-@app.command("add")
+@app.command(
+    "add",
+    epilog=examples(
+        ("add a file under its own name (its uid is data.csv)", "radops datalake add data.csv"),
+        ("add it under a uid of your choice", "radops datalake add data.csv raw/2024/data.csv"),
+        (
+            "add every file of a directory under raw/images/",
+            "radops datalake add images/ --prefix raw/images/",
+        ),
+        (
+            "download a file into the lake",
+            "radops datalake add https://example.com/wine.csv raw/wine.csv",
+        ),
+    ),
+)
 @handle_errors
 def add(
     ctx: typer.Context,
@@ -105,11 +129,16 @@ def add(
     """Add a local file, every file of a directory, or a URL to the data lake.
 
     The uid is PREFIX/UID, or PREFIX/<name> without UID; a directory's files keep their
-    paths relative to it. Symlinks inside a directory are skipped, never followed.
+    paths relative to it. Symlinks inside a directory are skipped, never followed. A uid
+    that exists already is an error: files in the lake are immutable.
     """
+    from radops.errors import InvalidUidError
     from radops.sources import join_prefix, url_name
     from radops.urls import is_url
 
+    if uid == "":
+        # Not the file's name: an empty argument is more likely an unset shell variable.
+        raise InvalidUidError("the UID is empty: give one, or leave it out to use the name")
     if copy and move:
         abort("--copy and --move exclude each other", code=2)
     data_lake = lake(ctx)
@@ -119,7 +148,7 @@ def add(
         from radops.urls import redact_url
 
         target = join_prefix(prefix, uid or url_name(source))
-        with progress_bar(f"downloading {redact_url(source)}", None) as progress:
+        with progress_bar("downloading", redact_url(source), None) as progress:
             meta = data_lake.add_url(source, target, progress=progress)
         err().print(f"added {target} ({meta.size} bytes) to {data_lake.store.url}", markup=False)
         return
@@ -131,7 +160,7 @@ def add(
         return
     target = join_prefix(prefix, uid or path.name)
     size = path.stat().st_size if path.is_file() else None
-    with progress_bar(f"uploading {target}", size) as progress:
+    with progress_bar("hashing", target, size) as progress:
         meta = data_lake.add_file(path, target, move=move, progress=progress)
     err().print(f"added {target} ({meta.size} bytes) to {data_lake.store.url}", markup=False)
 
@@ -153,7 +182,7 @@ def _add_directory(data_lake: DataLake, source: Path, prefix: str, move: bool) -
         )
     total = 0
     for path, uid in files:
-        with progress_bar(f"uploading {uid}", path.stat().st_size) as progress:
+        with progress_bar("hashing", uid, path.stat().st_size) as progress:
             meta = data_lake.add_file(path, uid, move=move, progress=progress)
         total += meta.size
         sys.stdout.write(f"{uid}\n")
@@ -176,7 +205,13 @@ def _in_the_lake(data_lake: DataLake, uids: list[str]) -> list[str]:
     return [uid for uid in uids if uid in present]
 
 
-@app.command("info")
+@app.command(
+    "info",
+    epilog=examples(
+        ("what radops knows about a file", "radops datalake info raw/2024/data.csv"),
+        ("the same as one JSON object", "radops datalake info raw/2024/data.csv --json"),
+    ),
+)
 @handle_errors
 def info(
     ctx: typer.Context,
@@ -185,7 +220,8 @@ def info(
 ) -> None:
     """Show a file's size, sha256, creation time, where it is and its metadata.
 
-    One ``key  value`` line each; the file's metadata (originator, radops-version...) follows.
+    One line per field, the key then its value: uid, size, sha256, created, where the file
+    is, its metadata (originator, radops-version...) and how it was made.
     """
     data_lake = lake(ctx)
     file = data_lake.file(uid)
@@ -200,11 +236,11 @@ def info(
         summary = {
             "job": made.job,
             "run_id": made.run_id,
-            "time": made.event_time,
             "originator": made.originator,
             "inputs": made.inputs + made.external_inputs,
             "parameters": made.parameters,
-            "code": made.code_url,
+            "code": made.code_url,  # a web link, or None
+            "code_note": made.code_description()[1] if made.code_url else made.code_warning,
         }
     data = {
         "uid": details.uid,
@@ -234,7 +270,10 @@ def info(
         rows.append(("inputs", ", ".join(made.inputs + made.external_inputs) or "none"))
         if made.parameters:
             rows.append(("parameters", json.dumps(made.parameters, sort_keys=True)))
-        rows.append(("code", made.code_url or "not recorded"))
+        code, note = made.code_description()
+        rows.append(("code", code))
+        if note:
+            rows.append(("code_note", note))
         rows.append(("lineage", f"radops datalake lineage {uid}"))
     print_rows(rows)
 
@@ -245,7 +284,7 @@ def download(ctx: typer.Context, uid: str = typer.Argument(..., help="The file's
     """Download a file into local storage (verified); print its local path."""
     data_lake = lake(ctx)
     meta = data_lake.head(uid)
-    with progress_bar(f"downloading {uid}", meta.size if meta else None) as progress:
+    with progress_bar("downloading", uid, meta.size if meta else None) as progress:
         path = data_lake.local_path(uid, progress=progress)
     typer.echo(str(path))
 
@@ -334,17 +373,33 @@ def verify(
         raise typer.Exit(1)
 
 
-@app.command("lineage")
+@app.command(
+    "lineage",
+    epilog=examples(
+        ("how a file was made", "radops datalake lineage processed.csv"),
+        (
+            "two levels of creations, and what was made from the file",
+            "radops datalake lineage processed.csv --depth 2 --downstream",
+        ),
+        (
+            "the graph as one offline web page",
+            "radops datalake lineage processed.csv --format html > lineage.html",
+        ),
+    ),
+)
 @handle_errors
 def lineage(
     ctx: typer.Context,
     uid: str = typer.Argument(..., help="The file's uid."),
-    depth: int = typer.Option(1, "--depth", min=1, help="Levels of creations to follow upstream."),
+    depth: int = typer.Option(
+        1, "--depth", min=1, metavar="N", help="Levels of creations to follow upstream."
+    ),
     downstream: bool = typer.Option(False, "--downstream", help="Show what was made from it."),
     as_json: bool = typer.Option(False, "--json", help="Print the OpenLineage events."),
     fmt: Picture = typer.Option(  # noqa: B008 - typer reads the Enum default
         "text",
         "--format",
+        metavar="FORMAT",
         help="text (boxes), or a picture: mermaid, dot (Graphviz) or html (one offline page).",
     ),
 ) -> None:
@@ -448,7 +503,16 @@ def repair(
     )
 
 
-@app.command("rm")
+@app.command(
+    "rm",
+    epilog=examples(
+        ("delete a file", "radops datalake rm raw/2024/data.csv"),
+        (
+            "delete it and every file made from it, without asking",
+            "radops datalake rm raw/2024/data.csv --cascade --yes",
+        ),
+    ),
+)
 @handle_errors
 def rm(
     ctx: typer.Context,

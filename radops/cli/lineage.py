@@ -39,7 +39,10 @@ def flush(ctx: typer.Context) -> None:
 def export(
     ctx: typer.Context,
     since: str = typer.Option(
-        None, "--since", help="Only events at or after this ISO time (UTC unless it says)."
+        None,
+        "--since",
+        metavar="TIME",
+        help="Only events at or after this ISO time (UTC unless it says).",
     ),
 ) -> None:
     """Print every event stored in the lake as NDJSON (one event per line)."""
@@ -71,7 +74,10 @@ def _utc_iso(text: str) -> str:
 def replay(
     ctx: typer.Context,
     to: str = typer.Option(
-        None, "--to", help="A Marquez (or OpenLineage HTTP) URL; default: the configured consumer."
+        None,
+        "--to",
+        metavar="URL",
+        help="A Marquez (or OpenLineage HTTP) URL; default: the configured consumer.",
     ),
     api_key_env: str = typer.Option(
         None,

@@ -61,10 +61,10 @@ def _details(node: Node) -> list[tuple[str, str]]:
         ("originator", node.originator or "unknown"),
         ("time", _time(node.event_time)),
         ("parameters", json.dumps(node.parameters, sort_keys=True, ensure_ascii=False)),
-        ("code", node.code_url or "not recorded"),
+        ("code", node.code_text),
     ]
-    if node.code_warning:
-        rows.append(("code note", node.code_warning))
+    if node.code_note:
+        rows.append(("code note", node.code_note))
     rows.append(("radops version", node.radops_version or "unknown"))
     if node.deleted:
         rows.append(("deletion", "this run deleted its outputs"))

@@ -85,16 +85,10 @@ def render_creation(console: Console, summary: CreationSummary, uid: str | None 
     columns.append(_box("output", outputs))
     # soft_wrap: lines are never cut to the terminal's width (a piped link stays whole).
     console.print(_side_by_side(columns), soft_wrap=True)
-    console.print(
-        f"creation method code: {summary.code_url or 'not recorded'}",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )
-    if summary.code_warning:
-        console.print(
-            f"  note: {summary.code_warning}", markup=False, style="yellow", soft_wrap=True
-        )
+    code, note = summary.code_description()
+    console.print(f"creation method code: {code}", markup=False, highlight=False, soft_wrap=True)
+    if note:
+        console.print(f"  note: {note}", markup=False, style="yellow", soft_wrap=True)
     console.print(
         f"radops version: {summary.radops_version or 'unknown'}",
         markup=False,

@@ -58,10 +58,12 @@ class RunNode:
     event_time: str
     originator: str | None
     parameters: dict[str, Any]
-    code_url: str | None
+    code_url: str | None  # a web link to the code, or None
     code_warning: str | None
     radops_version: str | None
     deleted: bool = False  # the run is a deletion (``radops datalake rm``)
+    code_text: str = "not recorded"  # the code in one line (CreationSummary.code_description)
+    code_note: str | None = None  # a note beside a link: it may not show the code that ran
 
     @property
     def kind(self) -> str:
@@ -153,6 +155,7 @@ class _Builder:
         key = run_key(made.run_id)
         if key in self.nodes:
             return False, made.inputs, made.outputs
+        code_text, code_note = made.code_description()
         self.nodes[key] = RunNode(
             key=key,
             run_id=made.run_id,
@@ -164,6 +167,8 @@ class _Builder:
             code_warning=made.code_warning,
             radops_version=made.radops_version,
             deleted=made.deleted,
+            code_text=code_text,
+            code_note=code_note,
         )
         for uid in made.inputs:
             self.edges[Edge(self.file(uid), key)] = None

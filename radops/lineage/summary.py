@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote
 
 import attrs
 
@@ -25,9 +27,32 @@ class CreationSummary:
     external_inputs: list[str]  # datasets outside the lake (URLs, local files)
     outputs: list[str]
     parameters: dict[str, Any]
-    code_url: str | None
+    code_url: str | None  # a web (http/https) link to the code that ran; None if there is none
     code_warning: str | None
     deleted: bool
+    code_file: str | None = None  # the code's file, when it was recorded but not linked
+    code_line: int | None = None
+    code_linkless: str | None = None  # why a recorded file has no link
+
+    def code_description(self) -> tuple[str, str | None]:
+        """The code of the creation as one line, and a note to print under it, if any.
+
+        A web link is the line, with the warning (uncommitted changes, say) as the note.
+        Without a link the line says where the code was and why there is no link, and no note
+        contradicts it: ``/work/p/pipe.py line 13 (not in a git repository: no link)``. A
+        creation recorded without any code location shows the warning alone.
+        """
+        if self.code_url:
+            return self.code_url, self.code_warning
+        if self.code_file:
+            line = f" line {self.code_line}" if self.code_line else ""
+            return f"{self.code_file}{line} ({self.code_linkless or 'no link'})", None
+        if self.code_warning:
+            reason = self.code_warning
+            for suffix in (": no code link is recorded", ": no code link"):
+                reason = reason.removesuffix(suffix)
+            return f"no link ({reason})", None
+        return "not recorded", None
 
 
 def summarize(event: Mapping[str, Any]) -> CreationSummary:
@@ -43,6 +68,8 @@ def summarize(event: Mapping[str, Any]) -> CreationSummary:
         for item in event.get("inputs", [])
         if not _is_lake_dataset(item, lake_inputs)
     ]
+    url = str(location.get("url") or "")
+    code_file, code_line, linkless = _unlinked_code(location, url)
     deleted = any(
         output.get("facets", {}).get("lifecycleStateChange", {}).get("lifecycleStateChange")
         == "DROP"
@@ -58,10 +85,39 @@ def summarize(event: Mapping[str, Any]) -> CreationSummary:
         external_inputs=external,
         outputs=list(radops.get("outputs", [])),
         parameters=dict(radops.get("parameters", {})),
-        code_url=location.get("url"),
+        code_url=url if url.startswith(("https://", "http://")) else None,
         code_warning=radops.get("codeWarning"),
         deleted=deleted,
+        code_file=code_file,
+        code_line=code_line,
+        code_linkless=linkless,
     )
+
+
+def _unlinked_code(
+    location: Mapping[str, Any], url: str
+) -> tuple[str | None, int | None, str | None]:
+    """Where the code was when its location has no web link: (file, line, why no link).
+
+    Older events name such a file with a ``file://`` URL; a location may also carry only its
+    ``path``. A ``file://`` URL is no link anyone else can follow, so it is shown as a path.
+    """
+    if not location or url.startswith(("https://", "http://")):
+        return None, None, None
+    code_file: str | None = None
+    code_line: int | None = None
+    if url.startswith("file://"):
+        target, _, anchor = url.removeprefix("file://").partition("#")
+        code_file = unquote(target)
+        match = re.fullmatch(r"L(\d+)", anchor)
+        code_line = int(match.group(1)) if match else None
+    elif location.get("path"):
+        code_file = str(location["path"])
+    if code_file is None:
+        return None, None, None
+    if location.get("type") == "git":
+        return code_file, code_line, "the repository has no web origin: no link"
+    return code_file, code_line, "not in a git repository: no link"
 
 
 def _is_lake_dataset(item: Mapping[str, Any], lake_inputs: set[str]) -> bool:

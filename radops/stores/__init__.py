@@ -10,13 +10,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from radops.stores.base import ObjectMeta, ObjectStore, Progress
+from radops.stores.base import ObjectMeta, ObjectStore, PhasedProgress, Progress, start_phase
 from radops.stores.directory import DirectoryStore
 
 if TYPE_CHECKING:
     from radops.settings import Settings
 
-__all__ = ["DirectoryStore", "ObjectMeta", "ObjectStore", "Progress", "store_from_settings"]
+__all__ = [
+    "DirectoryStore",
+    "ObjectMeta",
+    "ObjectStore",
+    "PhasedProgress",
+    "Progress",
+    "start_phase",
+    "store_from_settings",
+]
 
 
 def store_from_settings(settings: Settings) -> ObjectStore:

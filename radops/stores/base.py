@@ -9,13 +9,40 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-__all__ = ["SHA256_KEY", "ObjectMeta", "ObjectStore", "Progress"]
+__all__ = ["SHA256_KEY", "ObjectMeta", "ObjectStore", "PhasedProgress", "Progress", "start_phase"]
 
 # Name of the sha256 in an object's metadata (S3 user metadata, or the directory sidecar).
 SHA256_KEY = "sha256"
 
 Progress = Callable[[int], None]
 """Called with the number of bytes transferred since the previous call."""
+
+
+@runtime_checkable
+class PhasedProgress(Protocol):
+    """A :data:`Progress` that is also told when the work moves on to another pass over the
+    bytes: ``datalake add`` hashes a file as it copies it into local storage, then uploads it.
+    """
+
+    def __call__(self, n: int) -> None:
+        """``n`` more bytes of the current phase are done."""
+
+    def phase(self, name: str) -> None:
+        """Phase ``name`` (``"hashing"``, ``"downloading"``, ``"uploading"``) begins; its
+        bytes are counted from zero."""
+
+
+def start_phase(progress: Progress | None, name: str) -> Progress | None:
+    """Begin phase ``name`` of ``progress``; return what should count that phase's bytes.
+
+    A :class:`PhasedProgress` counts every phase. A plain callable is not told of phases and
+    counts only the transfer to or from the store, as it always did: for the other phases
+    (``"hashing"``) None is returned, so that it never counts the same bytes twice.
+    """
+    if isinstance(progress, PhasedProgress):
+        progress.phase(name)
+        return progress
+    return progress if name in ("uploading", "downloading") else None
 
 
 @attrs.frozen

@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import random
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -36,9 +39,11 @@ from radops.uids import RESERVED_PREFIX, validate_uid
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-__all__ = ["S3Store", "TransferSettings"]
+__all__ = ["GIVE_UP_AFTER", "S3Store", "TransferSettings"]
 
 import attrs
+
+log = logging.getLogger("radops")
 
 
 @attrs.frozen
@@ -55,10 +60,17 @@ _METADATA_SAFE = "@.+-_:/ "
 # Retries: botocore's standard mode waits rand(0, 1) * min(0.05 s * 2**i, 20 s) before retry i
 # (1 s instead of 0.05 s when throttled). 14 attempts ride out a store that is unreachable or
 # answering 5xx for ~17 s in 999 cases out of 1000 (a restart, a failover, a load balancer
-# changing hands), and give up after ~50 s on average (25 s to 100 s): then one StoreError.
-# botocore's retry quota (500 tokens per client, 14 per retry) still cuts retries short when
-# many requests fail at once, such as the 10 parts of a multipart transfer in flight.
+# changing hands). Alone they gave up after ~50 s on average but up to 105 s, so for a store
+# that does not answer (_RetryWatch) radops waits the same backoff but never past
+# GIVE_UP_AFTER seconds after a request's first failure: one StoreError comes after at most
+# GIVE_UP_AFTER + CONNECT_TIMEOUT (the last attempt; a refused connection fails at once).
+# For other errors botocore decides alone; its retry quota (500 tokens per client, 14 per
+# retry) cuts those retries short when many requests fail at once.
 MAX_ATTEMPTS = 14
+GIVE_UP_AFTER = 60.0
+CONNECT_TIMEOUT = 10
+_BACKOFF_BASE, _THROTTLED_BACKOFF_BASE, _MAX_BACKOFF = 0.05, 1.0, 20.0
+_THROTTLED = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded"})
 # The error codes of a store that is down, restarting or overloaded (retried, then reported).
 _UNAVAILABLE = frozenset(
     {
@@ -79,6 +91,88 @@ _UNAVAILABLE = frozenset(
 
 def _require_none_match(params: dict[str, Any], **_: Any) -> None:
     params["IfNoneMatch"] = "*"
+
+
+class _RetryWatch:
+    """botocore ``needs-retry`` handler, called before its retry handler at every attempt.
+
+    When an attempt got no answer (a connection error, a 5xx, throttling) it says once on
+    stderr (radops' log) that the store is not answering and until when radops retries,
+    instead of leaving a command silent for most of a minute; it returns the backoff of
+    botocore's standard mode, cut so that no retry starts after the request's deadline, or
+    False (no retry) once the deadline or MAX_ATTEMPTS is reached; and it notes on the final
+    error how often and how long radops tried. botocore uses the first answer that is not None,
+    so for other outcomes (None) its own handler decides as before.
+    """
+
+    def __init__(self, where: str, give_up_after: float) -> None:
+        self.where = where
+        self.give_up_after = give_up_after
+        self._lock = threading.Lock()
+        self._failing_since: float | None = None  # when the store was first seen failing
+
+    def __call__(
+        self,
+        attempts: int,
+        response: Any = None,
+        caught_exception: BaseException | None = None,
+        request_dict: dict[str, Any] | None = None,
+        **_: Any,
+    ) -> float | bool | None:
+        unanswered = _unanswered(response, caught_exception)
+        if unanswered is None:
+            if caught_exception is None and response is not None:
+                with self._lock:
+                    if self._failing_since is not None:
+                        log.info("%s answers again", self.where)
+                        self._failing_since = None
+            return None
+        problem, throttled = unanswered
+        context = request_dict.setdefault("context", {}) if request_dict is not None else {}
+        now = time.monotonic()
+        first = float(context.setdefault("radops_first_failure", now))
+        with self._lock:
+            if self._failing_since is None:
+                self._failing_since = now
+                until = time.strftime("%H:%M:%S", time.localtime(time.time() + self.give_up_after))
+                log.warning(
+                    "%s is not answering (%s): retrying until %s (%.0f s), then giving up",
+                    self.where,
+                    problem,
+                    until,
+                    self.give_up_after,
+                )
+        elapsed = now - first
+        if elapsed >= self.give_up_after or attempts >= MAX_ATTEMPTS:
+            if caught_exception is not None:
+                # Read by _attempts() for the message; botocore raises this very object.
+                caught_exception.radops_retried = (attempts, elapsed)  # type: ignore[attr-defined]
+            return False
+        base = _THROTTLED_BACKOFF_BASE if throttled else _BACKOFF_BASE
+        backoff = random.random() * min(base * 2 ** (attempts - 1), _MAX_BACKOFF)  # noqa: S311
+        return float(min(backoff, self.give_up_after - elapsed))
+
+
+def _unanswered(response: Any, caught_exception: BaseException | None) -> tuple[str, bool] | None:
+    """Why an attempt got no usable answer, and whether it was throttled; None if it got one.
+
+    Only what botocore's standard mode retries as transient or throttled: connection and
+    HTTP client errors, 500/502/503/504 and the codes of a store that is down or overloaded.
+    """
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    if caught_exception is not None:
+        if isinstance(caught_exception, (BotoConnectionError, HTTPClientError)):
+            return str(caught_exception) or type(caught_exception).__name__, False
+        return None
+    if isinstance(response, tuple) and len(response) == 2 and response[0] is not None:
+        status = getattr(response[0], "status_code", 200)
+        error = response[1].get("Error", {}) if isinstance(response[1], dict) else {}
+        code = str(error.get("Code", ""))
+        if status in (500, 502, 503, 504) or code in _UNAVAILABLE or code in _THROTTLED:
+            return f"{code or 'HTTP'} {status}", code in _THROTTLED
+    return None
 
 
 class _ProgressSubscriber:
@@ -111,6 +205,7 @@ class S3Store:
         client: S3Client | None = None,
         transfer: TransferSettings | None = None,
         stale_after: float = 600.0,
+        give_up_after: float = GIVE_UP_AFTER,
     ) -> None:
         if not url.startswith("s3://"):
             raise ValueError(f"not an s3:// url: {url!r}")
@@ -119,6 +214,7 @@ class S3Store:
         self.endpoint_url = endpoint_url
         self.transfer = transfer or TransferSettings()
         self.stale_after = stale_after
+        self.give_up_after = give_up_after
         self._client = client
         self._manager: Any = None
         self._bucket_checked = False
@@ -139,7 +235,7 @@ class S3Store:
 
             config = Config(
                 retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
-                connect_timeout=10,
+                connect_timeout=CONNECT_TIMEOUT,
                 read_timeout=60,
                 max_pool_connections=max(10, self.transfer.max_concurrency + 2),
                 # S3-compatible servers on a custom endpoint rarely have wildcard DNS.
@@ -152,6 +248,9 @@ class S3Store:
             events = self._client.meta.events
             for operation in ("PutObject", "CompleteMultipartUpload"):
                 events.register(f"before-parameter-build.s3.{operation}", _require_none_match)
+            # First, so that its False can stop a retry before botocore's handler sleeps.
+            watch: Any = _RetryWatch(self._where(), self.give_up_after)  # returns False or None
+            events.register_first("needs-retry.s3", watch)
             self._client._radops_hooked = True  # type: ignore[attr-defined]
         return self._client
 
@@ -189,6 +288,22 @@ class S3Store:
 
     def _fail(self, action: str, what: str, exc: Exception) -> StoreError:
         """Translate a botocore error about ``what`` (display text, e.g. a quoted uid)."""
+        from botocore.exceptions import NoCredentialsError, PartialCredentialsError
+
+        if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+            # Raised while signing, before any request: nothing was retried, the store was
+            # never asked, and calling it unreachable sent users looking at the network.
+            found = (
+                "incomplete AWS credentials were found"
+                if isinstance(exc, PartialCredentialsError)
+                else "no AWS credentials were found"
+            )
+            return StoreError(
+                f"cannot {action} {what} in {self.url}: {found} ({exc}). boto3 looks in "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), "
+                "~/.aws/credentials, ~/.aws/config, then a container or instance role; "
+                "set one of them"
+            )
         code = _error_code(exc)
         if code == "NoSuchBucket":
             return StoreError(f"the bucket {self.bucket!r} does not exist at {self._where()}")
@@ -530,7 +645,12 @@ class S3Store:
 
 
 def _attempts(exc: BaseException) -> str:
-    """How hard the client tried: the attempts of a ClientError, else the configured bound."""
+    """How hard the client tried: as _RetryWatch noted it, the attempts of a ClientError, or
+    else the configured bound."""
+    retried = getattr(exc, "radops_retried", None)
+    if retried is not None:
+        attempts, seconds = retried
+        return f"{attempts} attempts in {seconds:.0f} s"
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
         retries = response.get("ResponseMetadata", {}).get("RetryAttempts")
