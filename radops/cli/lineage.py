@@ -91,10 +91,10 @@ def replay(
 ) -> None:
     """Send the events stored in the lake to a consumer, to backfill a new Marquez or catalog.
 
-    To Marquez (``--to`` or ``RADOPS_MARQUEZ_URL``), an event whose run Marquez already holds
+    To Marquez (--to or RADOPS_MARQUEZ_URL), an event whose run Marquez already holds
     in the state the event gives is not sent again (one GET per run), so replaying twice sends
     nothing the second time. Other consumers cannot be asked: every event is sent. The key of
-    ``RADOPS_MARQUEZ_API_KEY`` goes only to the configured Marquez, never to a ``--to`` URL.
+    RADOPS_MARQUEZ_API_KEY goes only to the configured Marquez, never to a --to URL.
     """
     import os
 
