@@ -104,7 +104,8 @@ def resolve_marquez(timeout: float = 900.0) -> Path:
     return lib
 
 
-def _postgres_bin() -> Path:
+def postgres_bindir() -> Path:
+    """The folder of PostgreSQL's server programs (Debian keeps them out of PATH)."""
     candidates = sorted(
         Path("/usr/lib/postgresql").glob("*/bin/initdb"),
         key=lambda path: int(path.parts[-3]) if path.parts[-3].isdigit() else 0,
@@ -143,7 +144,7 @@ class Postgres:
 
     @classmethod
     def start(cls, timeout: float = 60.0) -> Postgres:
-        bindir = _postgres_bin()
+        bindir = postgres_bindir()
         # Not under pytest's temporary folder: that one is private to root, and PostgreSQL
         # runs as an unprivileged user when the tests run as root.
         directory = Path(tempfile.mkdtemp(prefix="radops-marquez-pg-"))

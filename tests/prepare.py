@@ -27,10 +27,10 @@ PACKAGES = {
 
 
 def _postgres_present() -> bool:
-    from tests.marquez_server import MarquezUnavailable, _postgres_bin
+    from tests.marquez_server import MarquezUnavailable, postgres_bindir
 
     try:
-        _postgres_bin()
+        postgres_bindir()
     except MarquezUnavailable:
         return False
     return True
