@@ -391,8 +391,12 @@ class DataLake:
         self, uid: str, mode: str, **kwargs: Any
     ) -> contextlib.AbstractContextManager[IO[Any]]:
         """``open(path, mode, **kwargs)`` of a verified local copy of ``uid`` (downloaded first
-        if needed), which eviction leaves alone while the block runs."""
-        return _Read(self, uid, mode, kwargs)
+        if needed), which eviction leaves alone while the block runs.
+
+        Raises:
+            InvalidUidError: ``uid`` is not a valid uid (checked before any path is made).
+        """
+        return _Read(self, validate_uid(uid), mode, kwargs)
 
     @contextlib.contextmanager
     def _read_checked(self, uid: str, mode: str, kwargs: dict[str, Any]) -> Iterator[IO[Any]]:
