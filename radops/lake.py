@@ -33,7 +33,7 @@ from radops.integrity import copy_and_hash, sha256_file
 from radops.lineage.naming import ADD_JOB, JOB_TYPES, RM_JOB, call_job
 from radops.settings import Settings
 from radops.stores import ObjectMeta, ObjectStore, Progress, store_from_settings
-from radops.uids import validate_uid
+from radops.uids import uid_problem, validate_uid
 
 if TYPE_CHECKING:
     from radops.file import File
@@ -702,13 +702,19 @@ class DataLake:
         self.lineage.emit(creation, "COMPLETE")
 
     def downstream(self, uid: str) -> list[str]:
-        """Every file made from ``uid``, directly or not, in the order they were made."""
+        """Every file made from ``uid``, directly or not, in the order they were made.
+
+        Outputs an event names that are not valid uids (events are read from the lake, and
+        radops never makes such a file) are left out.
+        """
         found: list[str] = []
         frontier = [uid]
         while frontier:
             current = frontier.pop(0)
             for event in self.lineage.runs_using(current):
                 for output in radops_outputs(event):
+                    if not isinstance(output, str) or uid_problem(output):
+                        continue
                     if output not in found and output != uid:
                         found.append(output)
                         frontier.append(output)
@@ -717,7 +723,11 @@ class DataLake:
     # -- listing and local state ----------------------------------------------------------------
 
     def files(self, prefix: str = "") -> Iterator[ObjectMeta]:
-        """Every file in the lake under ``prefix``, in key order, paginated lazily."""
+        """Every file in the lake under ``prefix``, in key order, paginated lazily.
+
+        Every key, including those that are not valid uids (put in the lake without radops:
+        check with :func:`radops.uids.uid_problem`); the methods that take a uid refuse them.
+        """
         return self.store.list(prefix)
 
     def local_problems(
@@ -730,6 +740,9 @@ class DataLake:
         """
         problems = []
         for uid in sorted(only) if only is not None else self.local.uids():
+            if uid_problem(uid):  # put in local storage by hand, under a name radops refuses
+                problems.append(LocalStatus(uid, "not a valid uid"))
+                continue
             meta = remote.get(uid)
             if meta is None:
                 problems.append(LocalStatus(uid, "not in the data lake"))

@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CreationSummary", "render_creation", "summarize"]
 
+from radops.escape import escape
+
 # Re-exported: reading events belongs to radops.lineage, drawing them to the CLI.
 from radops.lineage.summary import CreationSummary, summarize
 
@@ -21,6 +23,9 @@ _Line = tuple[str, list[tuple[int, int, str]]]
 
 
 def _styled(text: str, style: str = "") -> _Line:
+    """A line of a picture. Its text names what the lake's events say (uids, job names,
+    parameters, e-mails): escaped, so that nothing in it acts on the terminal."""
+    text = escape(text)
     return text, [(0, len(text), style)] if style else []
 
 
@@ -86,17 +91,17 @@ def render_creation(console: Console, summary: CreationSummary, uid: str | None 
     # soft_wrap: lines are never cut to the terminal's width (a piped link stays whole).
     console.print(_side_by_side(columns), soft_wrap=True)
     console.print(
-        f"creation method code: {summary.code_url or 'not recorded'}",
+        f"creation method code: {escape(summary.code_url or 'not recorded')}",
         markup=False,
         highlight=False,
         soft_wrap=True,
     )
     if summary.code_warning:
         console.print(
-            f"  note: {summary.code_warning}", markup=False, style="yellow", soft_wrap=True
+            f"  note: {escape(summary.code_warning)}", markup=False, style="yellow", soft_wrap=True
         )
     console.print(
-        f"radops version: {summary.radops_version or 'unknown'}",
+        f"radops version: {escape(summary.radops_version or 'unknown')}",
         markup=False,
         highlight=False,
         soft_wrap=True,

@@ -41,7 +41,7 @@ from radops.errors import (
 from radops.integrity import CHUNK_SIZE, HashingSink
 from radops.private import make_private_dir
 from radops.stores.base import SHA256_KEY, ObjectMeta, Progress
-from radops.uids import RESERVED_PREFIX, safe_path, validate_uid
+from radops.uids import RESERVED_PREFIX, safe_path, uid_problem, validate_uid
 
 __all__ = ["STALE_CLAIM_SECONDS", "DirectoryStore"]
 
@@ -250,6 +250,8 @@ class DirectoryStore:
             if meta_path.is_dir() or meta_path.is_symlink():
                 continue
             key = meta_path.relative_to(self._meta_root).as_posix()
+            if uid_problem(key):
+                continue  # not a sidecar radops wrote (it writes them for valid uids only)
             data_path = self._data_path(key)
             if data_path.exists():
                 continue

@@ -31,7 +31,7 @@ from radops.errors import FileExistsInLakeError, FileNotInLakeError, IntegrityEr
 from radops.integrity import HashingSink, InOrderHasher
 from radops.lineage.naming import dataset_name
 from radops.stores.base import SHA256_KEY, ObjectMeta, Progress
-from radops.uids import RESERVED_PREFIX, validate_uid
+from radops.uids import RESERVED_PREFIX, uid_problem, validate_uid
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -352,6 +352,8 @@ class S3Store:
         removed: list[str] = []
         for name in list(self.list_records("claims/")):
             key = name[len("claims/") :]
+            if uid_problem(key):
+                continue  # not a claim radops made (it claims valid uids only): not ours
             if self.head(key) is not None or self._claim_abandoned(name):
                 self._delete_record(name)
                 removed.append(f"claim of {key!r}")

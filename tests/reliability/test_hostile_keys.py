@@ -21,21 +21,33 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
+import http.server
+import io
+import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from typer.testing import CliRunner, Result
 
+from radops import writers
 from radops.cli.app import app
 from radops.data_lake import File
 from radops.errors import FileNotInLakeError, InvalidUidError
-from radops.lake import DataLake
+from radops.escape import shown
+from radops.lake import RUN_KEY, DataLake
+from radops.lineage.events import Creation, DatasetRef, uuid7
+from radops.uids import uid_problem
 from tests.conftest import MakeLake
+from tests.local_http import serving
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -118,6 +130,279 @@ def plant(lake: DataLake, request: pytest.FixtureRequest) -> list[str]:
 def write(lake: DataLake, uid: str, text: str = "sound") -> None:
     with lake.file(uid).open("w") as handle:
         handle.write(text)
+
+
+def _dead_writer_token() -> str:
+    """The token of a process of this machine (and PID namespace) that has ended."""
+    child = subprocess.run(
+        [sys.executable, "-c", "from radops import writers; print(writers.current())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return child.stdout.strip()
+
+
+def _upload_unrecorded(lake: DataLake, uid: str, writer: str) -> None:
+    """Upload ``uid`` as a creation of ``writer`` would, without recording it."""
+    data = b"half made"
+    tmp = lake.local.temp_path(uid)
+    tmp.write_bytes(data)
+    lake.store.put_new(
+        tmp,
+        uid,
+        sha256=hashlib.sha256(data).hexdigest(),
+        metadata={RUN_KEY: str(uuid7()), writers.WRITER_KEY: writer},
+    )
+    tmp.unlink()
+
+
+# -- keys ---------------------------------------------------------------------------------------
+
+
+def test_ls_lists_every_key_escaped_and_names_the_invalid_ones(
+    lake: DataLake, cli_env: dict[str, str], request: pytest.FixtureRequest
+) -> None:
+    """`datalake ls` lists radops' files and every planted key, each on one line, escaped;
+    the keys that are not uids are named on stderr, and marked in --json."""
+    write(lake, "good.txt")
+    write(lake, "zz/good.txt")
+    keys = plant(lake, request)
+    invalid = [key for key in keys if uid_problem(key)]
+
+    listed = invoke(cli_env, "datalake", "ls").stdout.splitlines()
+    assert sorted(listed) == sorted([shown(key) for key in keys] + ["good.txt", "zz/good.txt"])
+    assert shown(BIDI) == '"bidi\\u202etxt.exe"'  # valid, but not printable: quoted
+    warnings = invoke(cli_env, "datalake", "ls").stderr
+    for key in invalid:
+        assert f"{shown(key)} is not a valid uid" in warnings
+    assert BIDI not in warnings
+
+    entries = [
+        json.loads(line) for line in invoke(cli_env, "datalake", "ls", "--json").stdout.splitlines()
+    ]
+    assert {entry["uid"] for entry in entries} == {*keys, "good.txt", "zz/good.txt"}
+    assert {entry["uid"] for entry in entries if "invalid" in entry} == set(invalid)
+
+
+def test_verify_all_skips_the_invalid_keys_and_verifies_the_rest(
+    lake: DataLake, cli_env: dict[str, str], request: pytest.FixtureRequest
+) -> None:
+    """`datalake verify --all` names each key that is not a uid as skipped, and hashes every
+    other file, those listed after the bad keys included; exit 0 (nothing is corrupted)."""
+    write(lake, "good.txt")
+    write(lake, "zz/good.txt")
+    keys = plant(lake, request)
+    invalid = [key for key in keys if uid_problem(key)]
+
+    result = invoke(cli_env, "datalake", "verify", "--all")
+    lines = result.stdout.splitlines()
+    assert "good.txt  lake ok  local ok" in lines
+    assert "zz/good.txt  lake ok  local ok" in lines
+    assert f"{shown(BIDI)}  lake unverifiable  local absent" in lines  # planted: no sha256
+    for key in invalid:
+        assert any(line.startswith(f"{shown(key)}  skipped: not a valid uid (") for line in lines)
+    assert len(lines) == len(keys) + 2
+    assert f"{len(invalid)} key(s) that are not valid uids skipped" in result.stderr
+
+    entries = [
+        json.loads(line)
+        for line in invoke(cli_env, "datalake", "verify", "--all", "--json").stdout.splitlines()
+    ]
+    assert {entry["uid"] for entry in entries if "skipped" in entry} == set(invalid)
+    assert {entry["uid"]: entry["remote"] for entry in entries if "remote" in entry} == {
+        "good.txt": "ok",
+        "zz/good.txt": "ok",
+        BIDI: "unverifiable",
+    }
+
+
+def test_repair_skips_the_invalid_keys_removes_what_it_must_and_keeps_them(
+    lake: DataLake, cli_env: dict[str, str], request: pytest.FixtureRequest
+) -> None:
+    """`datalake repair` lists the keys that are not uids as skipped, still removes an
+    abandoned object of a dead writer, and leaves every planted key in the lake."""
+    write(lake, "good.txt")
+    keys = plant(lake, request)
+    invalid = [key for key in keys if uid_problem(key)]
+    dead = _dead_writer_token()
+    _upload_unrecorded(lake, "zz/abandoned.txt", dead)
+
+    dry = json.loads(invoke(cli_env, "datalake", "repair", "--dry-run", "--json").stdout)
+    assert sorted(dry["invalid"]) == sorted(invalid)
+    assert dry["abandoned"] == ["zz/abandoned.txt"]
+    result = invoke(cli_env, "datalake", "repair")
+    lines = result.stdout.splitlines()
+    assert "removed zz/abandoned.txt: its creation was never recorded" in lines
+    for key in invalid:
+        assert any(line.startswith(f"skipped {shown(key)}: not a valid uid (") for line in lines)
+    assert f"{len(invalid)} not valid uid(s) skipped" in result.stderr
+    assert lake.head("zz/abandoned.txt") is None
+    assert sorted(meta.key for meta in lake.files()) == sorted([*keys, "good.txt"])
+
+
+def test_local_commands_go_on_past_invalid_names(
+    lake: DataLake, cli_env: dict[str, str], request: pytest.FixtureRequest
+) -> None:
+    """`rm-local --all` frees radops' files and keeps a hostile name put in local storage by
+    hand; `ls` reports it; single-uid commands refuse the bad keys with one escaped line."""
+    write(lake, "good.txt")
+    keys = plant(lake, request)
+    hand_made = lake.local.root / f"evil{OSC_TITLE}.txt"
+    hand_made.write_bytes(b"by hand")
+
+    listed = invoke(cli_env, "datalake", "ls")
+    assert f"local file {hand_made.name!r} is out of sync: not a valid uid" in listed.stderr
+    freed = invoke(cli_env, "datalake", "rm-local", "--all")
+    assert "freed 1 file(s)" in freed.stderr
+    assert "it is not a valid uid" in freed.stderr
+    assert hand_made.exists()
+    for key in [key for key in keys if uid_problem(key)]:
+        for command in (["info"], ["verify"], ["download"], ["rm", "-y"], ["lineage"]):
+            refused = invoke(cli_env, "datalake", *command, key, code=1)
+            assert refused.stderr.startswith("error: invalid uid "), refused.stderr
+            assert len(refused.stderr.splitlines()) == 1
+
+
+# -- metadata and lineage -------------------------------------------------------------------------
+
+HOSTILE_JOB = f"job{OSC_TITLE}\u202e"
+HOSTILE_EMAIL = f"mallory{OSC_TITLE}@example.com"
+HOSTILE_PARAMETERS = {f"p{OSC_TITLE}": f"v{OSC_TITLE}", "bidi": "\u202eabc", "c1": "\x9b2J"}
+
+
+def _hostile_creation(lake: DataLake, uid: str, inputs: list[str]) -> None:
+    """Create ``uid`` as a hostile writer with radops would: metadata, job name, e-mail,
+    parameters and an extra output that hold control characters, recorded in the lake."""
+    run_id = str(uuid7())
+    creation = Creation(
+        run_id=run_id,
+        job_namespace=lake.settings.namespace,
+        job_name=HOSTILE_JOB,
+        email=HOSTILE_EMAIL,
+        radops_version=f"9{OSC_TITLE}",
+        parameters=HOSTILE_PARAMETERS,
+        inputs=[lake.dataset_ref(each) for each in inputs],
+    )
+    data = b"made by mallory"
+    tmp = lake.local.temp_path(uid)
+    tmp.write_bytes(data)
+    sha256 = hashlib.sha256(data).hexdigest()
+    lake.lineage.emit(creation, "START")
+    lake.commit(
+        uid,
+        tmp,
+        sha256,
+        metadata={RUN_KEY: run_id, "originator": HOSTILE_EMAIL, "note": f"a\nb{OSC_TITLE}"},
+    )
+    namespace, name = lake.store.dataset("ghost")
+    outputs = [
+        lake.dataset_ref(uid, sha256=sha256, size=len(data)),
+        DatasetRef(namespace, name + "#x", f"ghost{OSC_TITLE}#x"),  # no file radops can make
+    ]
+    lake.lineage.emit(attrs.evolve(creation, outputs=outputs), "COMPLETE")
+
+
+def test_metadata_and_lineage_from_the_lake_are_escaped_in_every_command(
+    lake: DataLake, cli_env: dict[str, str]
+) -> None:
+    """info, lineage (boxes, --depth, --downstream, mermaid, dot, html, --json), lineage export
+    and rm print the hostile values escaped; rm skips the output that is not a uid."""
+    write(lake, "good.txt")
+    _hostile_creation(lake, "made.txt", ["good.txt"])
+    escaped = "\\u001b]0;pwned\\u0007\\u001b[2J"
+
+    info = invoke(cli_env, "datalake", "info", "made.txt").stdout
+    assert f"mallory{escaped}@example.com" in info
+    assert f'"a\\nb{escaped}"' in info  # a value that is not printable is quoted, on one line
+    assert f"job{escaped}\\u202e (run " in info
+    info_json = json.loads(invoke(cli_env, "datalake", "info", "made.txt", "--json").stdout)
+    assert info_json["created_by"]["job"] == HOSTILE_JOB  # --json keeps the data, escaped JSON
+
+    boxes = invoke(cli_env, "datalake", "lineage", "made.txt", "--depth", "2").stdout
+    assert f"function job{escaped}\\u202e" in boxes
+    assert f"originator mallory{escaped}@example.com" in boxes
+    assert f'p{escaped} = "v{escaped}"' in boxes
+    assert 'c1 = "\\u009b2J"' in boxes and 'bidi = "\\u202eabc"' in boxes
+    assert f"radops version: 9{escaped}" in boxes
+    downstream = invoke(cli_env, "datalake", "lineage", "good.txt", "--downstream").stdout
+    assert "  made.txt" in downstream.splitlines()
+    for picture in ("mermaid", "dot", "html"):
+        drawn = invoke(cli_env, "datalake", "lineage", "made.txt", "--format", picture).stdout
+        assert "u001b" in drawn and "pwned" in drawn, picture
+    invoke(cli_env, "datalake", "lineage", "made.txt", "--json")
+    exported = invoke(cli_env, "lineage", "export").stdout
+    assert any(json.loads(line)["job"]["name"] == HOSTILE_JOB for line in exported.splitlines())
+
+    removed = invoke(cli_env, "datalake", "rm", "good.txt", "-y")
+    assert "deleted good.txt" in removed.stderr
+    assert "made from good.txt now have a missing input: made.txt" in removed.stderr
+    assert "ghost" not in removed.stderr
+    assert lake.head("made.txt") is not None
+
+
+def test_the_code_link_and_note_of_a_creation_are_escaped() -> None:
+    """The lines under the boxes (code link, its note, radops version) are escaped too."""
+    from rich.console import Console
+
+    from radops.cli.render import CreationSummary, render_creation
+
+    summary = CreationSummary(
+        run_id="r",
+        job=HOSTILE_JOB,
+        event_time="2026-01-01T00:00:00+00:00",
+        originator=HOSTILE_EMAIL,
+        radops_version=f"9{OSC_TITLE}",
+        inputs=[f"in{OSC_TITLE}"],
+        external_inputs=[f"https://example.com/{OSC_TITLE}"],
+        outputs=[f"out{OSC_TITLE}"],
+        parameters=HOSTILE_PARAMETERS,
+        code_url=f"https://example.com/code{OSC_TITLE}",
+        code_warning=f"note{OSC_TITLE}\u202e",
+        deleted=False,
+    )
+    console = Console(file=io.StringIO(), width=200, force_terminal=False)
+    render_creation(console, summary, f"out{OSC_TITLE}")
+    drawn = console.file.getvalue()  # type: ignore[attr-defined]
+    for name, raw in RAW.items():
+        assert raw.decode() not in drawn, name
+    escaped = "\\u001b]0;pwned\\u0007\\u001b[2J"
+    assert f"creation method code: https://example.com/code{escaped}" in drawn
+    assert f"note: note{escaped}\\u202e" in drawn
+    assert f"uid out{escaped}" in drawn and f"in{escaped}" in drawn
+
+
+class _Refusing(http.server.BaseHTTPRequestHandler):
+    """A lineage consumer that refuses every event with an answer full of control bytes."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        body = f"refused{OSC_TITLE}\u202e".encode()
+        self.send_response(400)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.mark.parametrize("remote", ["directory"], indirect=True)
+def test_lineage_rejected_escapes_the_event_and_the_answer(
+    make_lake: MakeLake, cli_env: dict[str, str]
+) -> None:
+    """`lineage rejected` lists a refused event's job name and the consumer's answer escaped."""
+    with serving(_Refusing) as url:
+        env = {**cli_env, "RADOPS_MARQUEZ_URL": url}
+        lake = make_lake("machine-a", marquez_url=url)
+        _hostile_creation(lake, "made.txt", [])
+        lake.lineage.outbox.close()
+        lake.lineage.outbox.wait(60)
+        invoke(env, "lineage", "flush")
+        listed = invoke(env, "lineage", "rejected").stdout
+    assert "HTTP 400 from" in listed and "refused" in listed  # its control bytes: not raw
+    assert '"job\\u001b]0;pwned\\u0007\\u001b[2J\\u202e"' in listed
 
 
 # -- FIFOs --------------------------------------------------------------------------------------
