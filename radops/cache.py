@@ -23,6 +23,7 @@ from stat import S_ISREG
 
 import attrs
 
+from radops import writers
 from radops.errors import LocalStorageError, RadopsError
 from radops.private import create_private_file, make_private_dir
 from radops.uids import safe_path, validate_uid
@@ -253,8 +254,8 @@ class LocalStorage:
         self._ensure_dirs()
         # The uid's suffix, for tools that look at names; only plain characters of it.
         suffix = "".join(c for c in Path(hint).suffix[:16] if c.isalnum() or c in "._-")
-        # The pid names the writer, so `datalake repair` can remove what a killed one left.
-        return self.tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}{suffix}.part"
+        # The tag names the writer, so `datalake repair` can remove what a killed one left.
+        return self.tmp_dir / f"{writers.file_tag()}_{uuid.uuid4().hex}{suffix}.part"
 
     @staticmethod
     def discard(tmp: Path) -> None:

@@ -140,15 +140,13 @@ def _record_loss(lake: DataLake, uid: str) -> None:
 def _sweep_local_temps(lake: DataLake) -> list[str]:
     """Temp files in local storage left by dead processes (or older than ``stale_after``)."""
     removed: list[str] = []
-    host = writers.current().rsplit(":", 2)[0]
     now = time.time()
     try:
         entries = list(os.scandir(lake.local.tmp_dir))
     except FileNotFoundError:
         return removed
     for entry in entries:
-        pid, _, _ = entry.name.partition("-")
-        dead = pid.isdigit() and writers.is_dead(f"{host}:{pid}:")
+        dead = writers.is_dead_tag(entry.name)
         with contextlib.suppress(FileNotFoundError):
             old = now - entry.stat(follow_symlinks=False).st_mtime > lake.settings.stale_after
             if dead or old:

@@ -41,12 +41,14 @@ from typer.testing import CliRunner, Result
 from radops import writers
 from radops.cli.app import app
 from radops.data_lake import File
-from radops.errors import FileNotInLakeError, InvalidUidError
+from radops.errors import FileExistsInLakeError, FileNotInLakeError, InvalidUidError
 from radops.escape import shown
-from radops.lake import RUN_KEY, DataLake
+from radops.lake import RUN_KEY, CreationState, DataLake
 from radops.lineage.events import Creation, DatasetRef, uuid7
+from radops.repair import repair
 from radops.uids import uid_problem
-from tests.conftest import MakeLake
+from tests.capabilities import need
+from tests.conftest import MakeLake, process_env
 from tests.local_http import serving
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -548,3 +550,107 @@ def test_a_fifo_in_a_directory_lake_is_no_object(lake: DataLake, cli_env: dict[s
         assert verified.startswith("sound.txt  lake unverifiable")
         invoke(cli_env, "datalake", "repair")
         assert caught == caught_meta == []
+
+
+# -- writers in other PID namespaces --------------------------------------------------------------
+
+
+class _Writer:
+    """tests/reliability/namespaced_writer.py, run in a new user and PID namespace."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+
+    def started(self) -> tuple[str, Path]:
+        """(token, temp file) it reports once its object is uploaded and unrecorded."""
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().split()
+        if not line or line[0] != "uploaded":
+            self.process.kill()
+            _, stderr = self.process.communicate()
+            pytest.fail(f"the namespaced writer did not start: {line} {stderr}")
+        return line[1], Path(line[2])
+
+    def finish(self, command: str) -> None:
+        """Send ``record`` or ``exit``; the writer must then end well."""
+        _, stderr = self.process.communicate(command + "\n", timeout=60)
+        assert self.process.returncode == 0, stderr
+
+
+@contextlib.contextmanager
+def namespaced_writer(lake: DataLake, uid: str, own_proc: bool) -> Iterator[_Writer]:
+    """The writer of ``uid`` in another PID namespace, on the lake and in the RADOPS_HOME of
+    ``lake`` (two containers sharing a volume); killed if the block leaves it running."""
+    command = ["unshare", "--user", "--map-root-user", "--pid", "--fork"]
+    if own_proc:  # as in a container: /proc numbers the processes of its namespace
+        command.append("--mount-proc")
+    command += [sys.executable, "-m", "tests.reliability.namespaced_writer", uid]
+    with subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=process_env(lake),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        try:
+            yield _Writer(process)
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+
+@pytest.mark.parametrize("own_proc", [True, False], ids=["own-proc", "parent-proc"])
+def test_a_live_writer_in_another_pid_namespace_is_never_removed(
+    request: pytest.FixtureRequest, lake: DataLake, cli_env: dict[str, str], own_proc: bool
+) -> None:
+    """A writer in another PID namespace, between its upload and its record, is under way for
+    repair, for an add of the same uid and for the sweep of local temp files; then it records
+    its creation, and the file is whole."""
+    need(request.config, "userns")
+    with namespaced_writer(lake, "shared/out.txt", own_proc) as writer:
+        token, temp = writer.started()
+        mine = writers.current().split(":")
+        assert token.split(":")[2].split("-")[0] != mine[2].split("-")[0]
+        assert token.split(":")[3] == "1"  # pid 1 in its namespace: here, another process
+
+        assert lake.creation_state("shared/out.txt") is CreationState.UNDER_WAY
+        repaired = invoke(cli_env, "datalake", "repair")
+        assert "shared/out.txt: creation under way, left alone" in repaired.stdout
+        source = lake.settings.home / "source.txt"
+        source.write_text("mine")
+        with pytest.raises(FileExistsInLakeError):
+            lake.add_file(source, "shared/out.txt")
+        assert temp.exists(), "repair swept the live writer's temp file"
+        writer.finish("record")
+    assert lake.creation_state("shared/out.txt") is CreationState.RECORDED
+    with lake.file("shared/out.txt").open("r") as handle:
+        assert handle.read() == "written in another PID namespace"
+
+
+def test_a_dead_writer_in_another_pid_namespace_waits_for_stale_after(
+    request: pytest.FixtureRequest, make_lake: MakeLake
+) -> None:
+    """A writer in another PID namespace that died unrecorded cannot be proven dead from here:
+    its object is under way until RADOPS_STALE_AFTER, then abandoned and removed."""
+    need(request.config, "userns")
+    lake = make_lake("machine-a")
+    with namespaced_writer(lake, "gone.txt", own_proc=True) as writer:
+        writer.started()
+        writer.finish("exit")
+    assert repair(lake).under_way == ("gone.txt",)
+    impatient = make_lake("machine-b", stale_after=1.0)
+    time.sleep(2.2)  # S3 times objects to the second
+    assert impatient.creation_state("gone.txt") is CreationState.ABANDONED
+    assert repair(impatient).abandoned == ("gone.txt",)
+    assert lake.head("gone.txt") is None
+
+
+def test_a_dead_writer_of_this_namespace_is_still_proven_dead(lake: DataLake) -> None:
+    """The proof still works where it holds: same boot, same PID namespace, pid gone."""
+    _upload_unrecorded(lake, "half.txt", _dead_writer_token())
+    assert lake.creation_state("half.txt") is CreationState.ABANDONED
+    # Tokens this radops cannot read (an older format, damaged ones) prove nothing.
+    for token in ("host:0123abcd:4242:999", "", "a:b:c:d:e", 42):
+        assert not writers.is_dead(token)  # type: ignore[arg-type]
