@@ -29,6 +29,7 @@ from radops.errors import (
     FileNotInLakeError,
     LocalStorageError,
 )
+from radops.escape import escape
 from radops.integrity import copy_and_hash, sha256_file
 from radops.lineage.naming import ADD_JOB, JOB_TYPES, RM_JOB, call_job
 from radops.settings import Settings
@@ -595,6 +596,7 @@ class DataLake:
                 return state
             if time.monotonic() > deadline:
                 writer = meta.metadata.get(writers.WRITER_KEY, "unknown") if meta else "unknown"
+                writer = escape(writer)  # read from the lake: never raw in a message
                 raise CreationPendingError(
                     f"{uid!r} is being created by another process ({writer}) that has not "
                     f"recorded it yet; if that process is gone, run `radops datalake repair`"

@@ -129,6 +129,7 @@ def add(
     The uid is PREFIX/UID, or PREFIX/<name> without UID; a directory's files keep their
     paths relative to it. Symlinks inside a directory are skipped, never followed.
     """
+    from radops.escape import escape
     from radops.sources import join_prefix, url_name
     from radops.urls import is_url
 
@@ -143,7 +144,9 @@ def add(
         target = join_prefix(prefix, uid or url_name(source))
         with progress_bar(f"downloading {redact_url(source)}", None) as progress:
             meta = data_lake.add_url(source, target, progress=progress)
-        err().print(f"added {target} ({meta.size} bytes) to {data_lake.store.url}", markup=False)
+        err().print(
+            f"added {escape(target)} ({meta.size} bytes) to {data_lake.store.url}", markup=False
+        )
         return
     path = Path(source)
     if path.is_dir() and not path.is_symlink():
@@ -155,7 +158,9 @@ def add(
     size = path.stat().st_size if path.is_file() else None
     with progress_bar(f"uploading {target}", size) as progress:
         meta = data_lake.add_file(path, target, move=move, progress=progress)
-    err().print(f"added {target} ({meta.size} bytes) to {data_lake.store.url}", markup=False)
+    err().print(
+        f"added {escape(target)} ({meta.size} bytes) to {data_lake.store.url}", markup=False
+    )
 
 
 def _add_directory(data_lake: DataLake, source: Path, prefix: str, move: bool) -> None:
@@ -290,6 +295,8 @@ def rm_local(
     all_: bool = typer.Option(False, "--all", help="Free every file in local storage."),
 ) -> None:
     """Remove files from local storage to free space; the lake keeps them."""
+    from radops.escape import escape
+
     if (uid is None) == (not all_):
         abort("give a UID or --all (not both)", code=2)
     data_lake = lake(ctx)
@@ -318,7 +325,7 @@ def rm_local(
         abort(f"{uid!r} is not in the data lake: removing the local copy would lose it")
     if not data_lake.remove_local(uid):
         abort(f"{uid!r} is not in local storage")
-    err().print(f"removed {uid} from local storage", markup=False)
+    err().print(f"removed {escape(uid)} from local storage", markup=False)
 
 
 @app.command("verify")
