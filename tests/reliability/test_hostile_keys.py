@@ -15,6 +15,11 @@ host, can put in radops' way, on SeaweedFS and on the directory remote.
 Each command must end with exit code 0, 1 or 2 and no traceback, write no raw control byte on
 stdout or stderr (a terminal acts on them), list the bad keys escaped and go on with the rest
 of the lake; nothing may block on a FIFO; the live writer's upload is never removed.
+
+The fault tests count (``tests/reliability/tally.py``): each command run and each property
+checked afterwards is a trial, which fails or not; a planted key or a file of radops missing
+afterwards is data lost, a creation record missing an event lost. They report the figures for
+docs/reliability.md, then assert that they are 0.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from radops.uids import uid_problem
 from tests.capabilities import need
 from tests.conftest import MakeLake, process_env
 from tests.local_http import serving
+from tests.reliability.tally import Tally
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,17 +96,81 @@ def _env(env: Mapping[str, str]) -> dict[str, str | None]:
     }
 
 
+def _problems(result: Result, code: int) -> list[str]:
+    """What is wrong with a run that should exit ``code``: an uncaught exception, another exit
+    code, a traceback, a raw control byte on stdout or stderr."""
+    found = []
+    if isinstance(result.exception, Exception) and not isinstance(result.exception, SystemExit):
+        found.append(f"raised {result.exception!r}")
+    if result.exit_code != code:
+        found.append(f"exit {result.exit_code}, not {code}")
+    for name, stream in (("stdout", result.stdout_bytes), ("stderr", result.stderr_bytes)):
+        if b"Traceback" in stream:
+            found.append(f"a traceback on {name}")
+        found += [f"raw {raw} on {name}" for raw, byte in RAW.items() if byte in stream]
+    if found:
+        found.append(f"stdout {result.stdout_bytes[:300]!r}, stderr {result.stderr_bytes[:300]!r}")
+    return found
+
+
 def invoke(env: Mapping[str, str], *args: str, code: int = 0) -> Result:
     """``radops ARGS``: exit ``code``, no traceback, no raw control byte on stdout or stderr."""
     result = CliRunner().invoke(app, list(args), env=_env(env))
-    detail = f"radops {args!r}\nstdout: {result.stdout_bytes!r}\nstderr: {result.stderr_bytes!r}"
-    assert not isinstance(result.exception, Exception), f"{result.exception!r}\n{detail}"
-    assert result.exit_code == code, detail
-    for stream in (result.stdout_bytes, result.stderr_bytes):
-        assert b"Traceback" not in stream, detail
-        for name, raw in RAW.items():
-            assert raw not in stream, f"raw {name} in the output of {detail}"
+    problems = _problems(result, code)
+    assert not problems, f"radops {args!r}: " + "; ".join(problems)
     return result
+
+
+def remote_kind(lake: DataLake) -> str:
+    return "s3" if lake.settings.remote.startswith("s3://") else "directory"
+
+
+class Checks:
+    """The trials of one fault test, counted: each command it runs and each property it then
+    checks fails or passes, and a planted key or a file radops made that is gone afterwards is
+    lost data."""
+
+    def __init__(self) -> None:
+        self.tally = Tally()
+        self.commands = 0
+
+    def run(self, env: Mapping[str, str], *args: str, code: int = 0) -> Result:
+        """``radops ARGS`` as a trial: exit ``code``, no traceback, no raw control byte."""
+        self.commands += 1
+        trial = self.tally.trial("radops " + " ".join(shown(arg) for arg in args))
+        result = CliRunner().invoke(app, list(args), env=_env(env))
+        for problem in _problems(result, code):
+            trial.fail(problem)
+        return result
+
+    def expect(self, what: str, holds: bool) -> None:
+        """A property of what the commands did, as a trial."""
+        trial = self.tally.trial(what)
+        if not holds:
+            trial.fail("it does not hold")
+
+    def lake_kept(self, lake: DataLake, keys: list[str], files: Mapping[str, str]) -> None:
+        """One last trial: every planted key is still in the lake, and every file radops
+        made (uid: text) still reads back whole, with its creation record."""
+        trial = self.tally.trial("the lake afterwards")
+        listed = {meta.key for meta in lake.files()}
+        for key in keys:
+            if key not in listed:
+                trial.lose_data(shown(key), "the planted key is gone")
+        for uid, text in files.items():
+            try:
+                with lake.file(uid).open("r") as handle:
+                    if handle.read() != text:
+                        trial.lose_data(uid, "it reads back different bytes")
+            except FileNotInLakeError:
+                trial.lose_data(uid, "it is gone")
+            if lake.lineage.creation_of(uid) is None:
+                trial.lose_event(uid, "its creation record is gone")
+
+    def report(self, report: Any, fault: str, lake: DataLake, notes: str) -> None:
+        """Report the figures, then assert them: 0 failures, nothing lost."""
+        report(fault=fault, remote=remote_kind(lake), **self.tally.figures(), notes=notes)
+        assert self.tally.failures == 0, self.tally.problems()
 
 
 def _s3(lake: DataLake, request: pytest.FixtureRequest) -> tuple[Any, str, str]:
@@ -163,107 +233,180 @@ def _upload_unrecorded(lake: DataLake, uid: str, writer: str) -> None:
 
 
 def test_ls_lists_every_key_escaped_and_names_the_invalid_ones(
-    lake: DataLake, cli_env: dict[str, str], request: pytest.FixtureRequest
+    lake: DataLake, cli_env: dict[str, str], request: pytest.FixtureRequest, report: Any
 ) -> None:
     """`datalake ls` lists radops' files and every planted key, each on one line, escaped;
     the keys that are not uids are named on stderr, and marked in --json."""
-    write(lake, "good.txt")
-    write(lake, "zz/good.txt")
+    files = {"good.txt": "sound", "zz/good.txt": "sound too"}
+    for uid, text in files.items():
+        write(lake, uid, text)
     keys = plant(lake, request)
     invalid = [key for key in keys if uid_problem(key)]
+    checks = Checks()
 
-    listed = invoke(cli_env, "datalake", "ls").stdout.splitlines()
-    assert sorted(listed) == sorted([shown(key) for key in keys] + ["good.txt", "zz/good.txt"])
-    assert shown(BIDI) == '"bidi\\u202etxt.exe"'  # valid, but not printable: quoted
-    warnings = invoke(cli_env, "datalake", "ls").stderr
+    plain = checks.run(cli_env, "datalake", "ls")
+    checks.expect(
+        "ls lists each key once, escaped, one per line",
+        sorted(plain.stdout.splitlines()) == sorted([*map(shown, keys), *files]),
+    )
+    checks.expect("a valid uid that is not printable is quoted", shown(BIDI) in plain.stdout)
     for key in invalid:
-        assert f"{shown(key)} is not a valid uid" in warnings
-    assert BIDI not in warnings
-
-    entries = [
-        json.loads(line) for line in invoke(cli_env, "datalake", "ls", "--json").stdout.splitlines()
-    ]
-    assert {entry["uid"] for entry in entries} == {*keys, "good.txt", "zz/good.txt"}
-    assert {entry["uid"] for entry in entries if "invalid" in entry} == set(invalid)
+        checks.expect(
+            f"ls names {shown(key)} as no uid", f"{shown(key)} is not a valid uid" in plain.stderr
+        )
+    as_json = checks.run(cli_env, "datalake", "ls", "--json")
+    entries = [json.loads(line) for line in as_json.stdout.splitlines()]
+    checks.expect("ls --json lists every key", {each["uid"] for each in entries} == {*keys, *files})
+    checks.expect(
+        "ls --json marks the keys that are not uids",
+        {each["uid"] for each in entries if "invalid" in each} == set(invalid),
+    )
+    checks.lake_kept(lake, keys, files)
+    checks.report(
+        report,
+        "hostile keys: datalake ls",
+        lake,
+        f"{len(keys)} keys planted ({len(invalid)} not uids) beside {len(files)} files; "
+        f"{checks.commands} commands",
+    )
 
 
 def test_verify_all_skips_the_invalid_keys_and_verifies_the_rest(
-    lake: DataLake, cli_env: dict[str, str], request: pytest.FixtureRequest
+    lake: DataLake, cli_env: dict[str, str], request: pytest.FixtureRequest, report: Any
 ) -> None:
     """`datalake verify --all` names each key that is not a uid as skipped, and hashes every
     other file, those listed after the bad keys included; exit 0 (nothing is corrupted)."""
-    write(lake, "good.txt")
-    write(lake, "zz/good.txt")
+    files = {"good.txt": "sound", "zz/good.txt": "sound too"}
+    for uid, text in files.items():
+        write(lake, uid, text)
     keys = plant(lake, request)
     invalid = [key for key in keys if uid_problem(key)]
+    checks = Checks()
 
-    result = invoke(cli_env, "datalake", "verify", "--all")
+    result = checks.run(cli_env, "datalake", "verify", "--all")
     lines = result.stdout.splitlines()
-    assert "good.txt  lake ok  local ok" in lines
-    assert "zz/good.txt  lake ok  local ok" in lines
-    assert f"{shown(BIDI)}  lake unverifiable  local absent" in lines  # planted: no sha256
+    for uid in files:
+        checks.expect(f"{uid} verified", f"{uid}  lake ok  local ok" in lines)
+    checks.expect(
+        "the bidi key verified (planted: no sha256)",
+        f"{shown(BIDI)}  lake unverifiable  local absent" in lines,
+    )
     for key in invalid:
-        assert any(line.startswith(f"{shown(key)}  skipped: not a valid uid (") for line in lines)
-    assert len(lines) == len(keys) + 2
-    assert f"{len(invalid)} key(s) that are not valid uids skipped" in result.stderr
-
-    entries = [
-        json.loads(line)
-        for line in invoke(cli_env, "datalake", "verify", "--all", "--json").stdout.splitlines()
-    ]
-    assert {entry["uid"] for entry in entries if "skipped" in entry} == set(invalid)
-    assert {entry["uid"]: entry["remote"] for entry in entries if "remote" in entry} == {
-        "good.txt": "ok",
-        "zz/good.txt": "ok",
-        BIDI: "unverifiable",
-    }
+        checks.expect(
+            f"{shown(key)} skipped",
+            any(line.startswith(f"{shown(key)}  skipped: not a valid uid (") for line in lines),
+        )
+    checks.expect("one line per key", len(lines) == len(keys) + len(files))
+    checks.expect(
+        "the summary counts the skipped keys",
+        f"{len(invalid)} key(s) that are not valid uids skipped" in result.stderr,
+    )
+    as_json = checks.run(cli_env, "datalake", "verify", "--all", "--json")
+    entries = [json.loads(line) for line in as_json.stdout.splitlines()]
+    checks.expect(
+        "verify --json marks the skipped keys",
+        {each["uid"] for each in entries if "skipped" in each} == set(invalid),
+    )
+    checks.expect(
+        "verify --json verifies the rest",
+        {each["uid"]: each["remote"] for each in entries if "remote" in each}
+        == {**dict.fromkeys(files, "ok"), BIDI: "unverifiable"},
+    )
+    checks.lake_kept(lake, keys, files)
+    checks.report(
+        report,
+        "hostile keys: datalake verify --all",
+        lake,
+        f"{len(keys)} keys planted ({len(invalid)} not uids, skipped) beside {len(files)} "
+        f"files, verified; {checks.commands} commands",
+    )
 
 
 def test_repair_skips_the_invalid_keys_removes_what_it_must_and_keeps_them(
-    lake: DataLake, cli_env: dict[str, str], request: pytest.FixtureRequest
+    lake: DataLake, cli_env: dict[str, str], request: pytest.FixtureRequest, report: Any
 ) -> None:
     """`datalake repair` lists the keys that are not uids as skipped, still removes an
     abandoned object of a dead writer, and leaves every planted key in the lake."""
-    write(lake, "good.txt")
+    files = {"good.txt": "sound"}
+    write(lake, "good.txt", "sound")
     keys = plant(lake, request)
     invalid = [key for key in keys if uid_problem(key)]
-    dead = _dead_writer_token()
-    _upload_unrecorded(lake, "zz/abandoned.txt", dead)
+    _upload_unrecorded(lake, "zz/abandoned.txt", _dead_writer_token())
+    checks = Checks()
 
-    dry = json.loads(invoke(cli_env, "datalake", "repair", "--dry-run", "--json").stdout)
-    assert sorted(dry["invalid"]) == sorted(invalid)
-    assert dry["abandoned"] == ["zz/abandoned.txt"]
-    result = invoke(cli_env, "datalake", "repair")
+    dry = json.loads(checks.run(cli_env, "datalake", "repair", "--dry-run", "--json").stdout)
+    checks.expect(
+        "--dry-run --json lists the keys that are not uids",
+        sorted(dry["invalid"]) == sorted(invalid),
+    )
+    checks.expect("--dry-run finds the abandoned object", dry["abandoned"] == ["zz/abandoned.txt"])
+    result = checks.run(cli_env, "datalake", "repair")
     lines = result.stdout.splitlines()
-    assert "removed zz/abandoned.txt: its creation was never recorded" in lines
+    checks.expect(
+        "repair removes the abandoned object",
+        "removed zz/abandoned.txt: its creation was never recorded" in lines
+        and lake.head("zz/abandoned.txt") is None,
+    )
     for key in invalid:
-        assert any(line.startswith(f"skipped {shown(key)}: not a valid uid (") for line in lines)
-    assert f"{len(invalid)} not valid uid(s) skipped" in result.stderr
-    assert lake.head("zz/abandoned.txt") is None
-    assert sorted(meta.key for meta in lake.files()) == sorted([*keys, "good.txt"])
+        checks.expect(
+            f"{shown(key)} skipped",
+            any(line.startswith(f"skipped {shown(key)}: not a valid uid (") for line in lines),
+        )
+    checks.expect(
+        "the summary counts them", f"{len(invalid)} not valid uid(s) skipped" in result.stderr
+    )
+    checks.run(cli_env, "datalake", "repair", "--json")
+    checks.expect(
+        "the lake holds the planted keys and radops' file, nothing else",
+        sorted(meta.key for meta in lake.files()) == sorted([*keys, *files]),
+    )
+    checks.lake_kept(lake, keys, files)
+    checks.report(
+        report,
+        "hostile keys: datalake repair",
+        lake,
+        f"{len(keys)} keys planted ({len(invalid)} not uids, skipped and kept); 1 abandoned "
+        f"object of a dead writer removed; {checks.commands} commands",
+    )
 
 
 def test_local_commands_go_on_past_invalid_names(
-    lake: DataLake, cli_env: dict[str, str], request: pytest.FixtureRequest
+    lake: DataLake, cli_env: dict[str, str], request: pytest.FixtureRequest, report: Any
 ) -> None:
     """`rm-local --all` frees radops' files and keeps a hostile name put in local storage by
     hand; `ls` reports it; single-uid commands refuse the bad keys with one escaped line."""
-    write(lake, "good.txt")
+    write(lake, "good.txt", "sound")
     keys = plant(lake, request)
     hand_made = lake.local.root / f"evil{OSC_TITLE}.txt"
     hand_made.write_bytes(b"by hand")
+    checks = Checks()
 
-    listed = invoke(cli_env, "datalake", "ls")
-    assert f"local file {hand_made.name!r} is out of sync: not a valid uid" in listed.stderr
-    freed = invoke(cli_env, "datalake", "rm-local", "--all")
-    assert "freed 1 file(s)" in freed.stderr
-    assert "it is not a valid uid" in freed.stderr
-    assert hand_made.exists()
+    listed = checks.run(cli_env, "datalake", "ls")
+    checks.expect(
+        "ls names the hand-made local name",
+        f"local file {hand_made.name!r} is out of sync: not a valid uid" in listed.stderr,
+    )
+    freed = checks.run(cli_env, "datalake", "rm-local", "--all")
+    checks.expect("rm-local --all frees radops' file", "freed 1 file(s)" in freed.stderr)
+    checks.expect(
+        "rm-local --all keeps the hand-made name",
+        "it is not a valid uid" in freed.stderr and hand_made.exists(),
+    )
     for key in [key for key in keys if uid_problem(key)]:
         for command in (["info"], ["verify"], ["download"], ["rm", "-y"], ["lineage"]):
-            refused = invoke(cli_env, "datalake", *command, key, code=1)
-            assert refused.stderr.startswith("error: invalid uid "), refused.stderr
-            assert len(refused.stderr.splitlines()) == 1
+            refused = checks.run(cli_env, "datalake", *command, key, code=1)
+            checks.expect(
+                f"{command[0]} {shown(key)}: one line, invalid uid",
+                refused.stderr.startswith("error: invalid uid ")
+                and len(refused.stderr.splitlines()) == 1,
+            )
+    checks.lake_kept(lake, keys, {"good.txt": "sound"})
+    checks.report(
+        report,
+        "hostile keys: rm-local --all, and single-uid commands on them",
+        lake,
+        f"{len(keys)} keys planted, 1 hand-made local name; {checks.commands} commands",
+    )
 
 
 # -- metadata and lineage -------------------------------------------------------------------------
@@ -306,41 +449,57 @@ def _hostile_creation(lake: DataLake, uid: str, inputs: list[str]) -> None:
 
 
 def test_metadata_and_lineage_from_the_lake_are_escaped_in_every_command(
-    lake: DataLake, cli_env: dict[str, str]
+    lake: DataLake, cli_env: dict[str, str], report: Any
 ) -> None:
     """info, lineage (boxes, --depth, --downstream, mermaid, dot, html, --json), lineage export
     and rm print the hostile values escaped; rm skips the output that is not a uid."""
-    write(lake, "good.txt")
+    write(lake, "good.txt", "sound")
     _hostile_creation(lake, "made.txt", ["good.txt"])
     escaped = "\\u001b]0;pwned\\u0007\\u001b[2J"
+    checks = Checks()
 
-    info = invoke(cli_env, "datalake", "info", "made.txt").stdout
-    assert f"mallory{escaped}@example.com" in info
-    assert f'"a\\nb{escaped}"' in info  # a value that is not printable is quoted, on one line
-    assert f"job{escaped}\\u202e (run " in info
-    info_json = json.loads(invoke(cli_env, "datalake", "info", "made.txt", "--json").stdout)
-    assert info_json["created_by"]["job"] == HOSTILE_JOB  # --json keeps the data, escaped JSON
+    info = checks.run(cli_env, "datalake", "info", "made.txt").stdout
+    checks.expect("info: the originator", f"mallory{escaped}@example.com" in info)
+    checks.expect("info: a metadata value, quoted on one line", f'"a\\nb{escaped}"' in info)
+    checks.expect("info: the job", f"job{escaped}\\u202e (run " in info)
+    info_json = json.loads(checks.run(cli_env, "datalake", "info", "made.txt", "--json").stdout)
+    checks.expect("info --json keeps the data", info_json["created_by"]["job"] == HOSTILE_JOB)
 
-    boxes = invoke(cli_env, "datalake", "lineage", "made.txt", "--depth", "2").stdout
-    assert f"function job{escaped}\\u202e" in boxes
-    assert f"originator mallory{escaped}@example.com" in boxes
-    assert f'p{escaped} = "v{escaped}"' in boxes
-    assert 'c1 = "\\u009b2J"' in boxes and 'bidi = "\\u202eabc"' in boxes
-    assert f"radops version: 9{escaped}" in boxes
-    downstream = invoke(cli_env, "datalake", "lineage", "good.txt", "--downstream").stdout
-    assert "  made.txt" in downstream.splitlines()
+    boxes = checks.run(cli_env, "datalake", "lineage", "made.txt", "--depth", "2").stdout
+    checks.expect("lineage: the job", f"function job{escaped}\\u202e" in boxes)
+    checks.expect("lineage: the originator", f"originator mallory{escaped}@example.com" in boxes)
+    checks.expect("lineage: a parameter", f'p{escaped} = "v{escaped}"' in boxes)
+    checks.expect(
+        "lineage: C1 and bidi parameters",
+        'c1 = "\\u009b2J"' in boxes and 'bidi = "\\u202eabc"' in boxes,
+    )
+    checks.expect("lineage: the radops version", f"radops version: 9{escaped}" in boxes)
+    downstream = checks.run(cli_env, "datalake", "lineage", "good.txt", "--downstream").stdout
+    checks.expect("lineage --downstream", "  made.txt" in downstream.splitlines())
     for picture in ("mermaid", "dot", "html"):
-        drawn = invoke(cli_env, "datalake", "lineage", "made.txt", "--format", picture).stdout
-        assert "u001b" in drawn and "pwned" in drawn, picture
-    invoke(cli_env, "datalake", "lineage", "made.txt", "--json")
-    exported = invoke(cli_env, "lineage", "export").stdout
-    assert any(json.loads(line)["job"]["name"] == HOSTILE_JOB for line in exported.splitlines())
-
-    removed = invoke(cli_env, "datalake", "rm", "good.txt", "-y")
-    assert "deleted good.txt" in removed.stderr
-    assert "made from good.txt now have a missing input: made.txt" in removed.stderr
-    assert "ghost" not in removed.stderr
-    assert lake.head("made.txt") is not None
+        drawn = checks.run(cli_env, "datalake", "lineage", "made.txt", "--format", picture).stdout
+        checks.expect(f"lineage --format {picture}", "u001b" in drawn and "pwned" in drawn)
+    checks.run(cli_env, "datalake", "lineage", "made.txt", "--json")
+    exported = checks.run(cli_env, "lineage", "export").stdout.splitlines()
+    checks.expect(
+        "lineage export keeps the data",
+        any(json.loads(line)["job"]["name"] == HOSTILE_JOB for line in exported),
+    )
+    removed = checks.run(cli_env, "datalake", "rm", "good.txt", "-y").stderr
+    checks.expect("rm deletes", "deleted good.txt" in removed)
+    checks.expect(
+        "rm names what was made from it, not the output that is no uid",
+        "made from good.txt now have a missing input: made.txt" in removed
+        and "ghost" not in removed,
+    )
+    checks.lake_kept(lake, [], {"made.txt": "made by mallory"})
+    checks.report(
+        report,
+        "hostile metadata and lineage fields: info, lineage, export, rm",
+        lake,
+        "control characters and a bidi override in the job, e-mail, parameters, metadata, "
+        f"radops version and an output; {checks.commands} commands",
+    )
 
 
 def test_the_code_link_and_note_of_a_creation_are_escaped() -> None:
@@ -456,13 +615,14 @@ def _leaving_uids(lake: DataLake, fifo: Path) -> list[str]:
 
 
 def test_uids_that_lead_to_a_fifo_are_refused_before_any_path(
-    lake: DataLake, tmp_path: Path
+    lake: DataLake, tmp_path: Path, report: Any
 ) -> None:
     """Every library entry point refuses a uid leading out of local storage or the lake with
     InvalidUidError before it opens, stats or removes anything: the FIFO is never opened."""
-    write(lake, "real.txt")  # local storage and the lake exist
+    write(lake, "real.txt", "real")  # local storage and the lake exist
     fifo = tmp_path / "fifo"
     tmp = tmp_path / "dest.bin"
+    tally = Tally()
     with fifo_trap(fifo) as caught:
         for uid in _leaving_uids(lake, fifo):
             entry_points = {
@@ -485,26 +645,60 @@ def test_uids_that_lead_to_a_fifo_are_refused_before_any_path(
                 "store.delete": lambda uid=uid: lake.store.delete(uid),
             }
             for name, call in entry_points.items():
-                with pytest.raises(InvalidUidError, match="invalid uid"):
+                trial = tally.trial(f"{name}({uid!r})")
+                try:
                     call()
-                assert caught == [], f"{name}({uid!r}) opened the FIFO"
-    assert not tmp.exists()
-    assert lake.head("real.txt") is not None
+                except InvalidUidError as exc:
+                    if not str(exc).startswith("invalid uid "):
+                        trial.fail(f"refused as {exc}")
+                except Exception as exc:  # noqa: BLE001 - anything else is the finding
+                    trial.fail(f"raised {exc!r}, not InvalidUidError")
+                else:
+                    trial.fail("accepted the uid")
+                if caught:
+                    trial.fail("opened the FIFO")
+                    caught.clear()
+    last = tally.trial("afterwards")
+    if tmp.exists():
+        last.fail(f"{tmp} was written")
+    with lake.file("real.txt").open("r") as handle:
+        if handle.read() != "real":
+            last.lose_data("real.txt", "it reads back different bytes")
+    report(
+        fault="FIFO at ../../fifo-style uids: library entry points",
+        remote=remote_kind(lake),
+        **tally.figures(),
+        notes=f"{len(_leaving_uids(lake, fifo))} uids x {len(entry_points)} entry points, "
+        "each refused before any path is opened",
+    )
+    assert tally.failures == 0, tally.problems()
 
 
 def test_the_cli_refuses_uids_that_lead_to_a_fifo(
-    lake: DataLake, cli_env: dict[str, str], tmp_path: Path
+    lake: DataLake, cli_env: dict[str, str], tmp_path: Path, report: Any
 ) -> None:
     """Every command that takes a uid ends at once with one escaped `error: invalid uid` line."""
-    write(lake, "real.txt")
+    write(lake, "real.txt", "real")
+    checks = Checks()
     with fifo_trap(tmp_path / "fifo") as caught:
         for uid in _leaving_uids(lake, tmp_path / "fifo"):
             for command in ("info", "download", "local-path", "verify", "rm-local", "lineage"):
-                refused = invoke(cli_env, "datalake", command, uid, code=1)
-                assert refused.stderr.startswith("error: invalid uid "), refused.stderr
-            invoke(cli_env, "datalake", "rm", uid, "-y", code=1)
-            invoke(cli_env, "datalake", "add", str(tmp_path / "fifo"), uid, code=1)
-        assert caught == []
+                refused = checks.run(cli_env, "datalake", command, uid, code=1)
+                checks.expect(
+                    f"{command} {uid}: invalid uid",
+                    refused.stderr.startswith("error: invalid uid "),
+                )
+            checks.run(cli_env, "datalake", "rm", uid, "-y", code=1)
+            checks.run(cli_env, "datalake", "add", str(tmp_path / "fifo"), uid, code=1)
+        checks.expect("the FIFO was never opened", caught == [])
+    checks.lake_kept(lake, [], {"real.txt": "real"})
+    checks.report(
+        report,
+        "FIFO at ../../fifo-style uids: CLI",
+        lake,
+        f"{len(_leaving_uids(lake, tmp_path / 'fifo'))} uids x 8 commands "
+        "(info, download, local-path, verify, rm-local, lineage, rm, add)",
+    )
 
 
 def test_a_fifo_in_place_of_a_cached_file_is_replaced_by_the_lake_copy(
@@ -603,34 +797,58 @@ def namespaced_writer(lake: DataLake, uid: str, own_proc: bool) -> Iterator[_Wri
 
 @pytest.mark.parametrize("own_proc", [True, False], ids=["own-proc", "parent-proc"])
 def test_a_live_writer_in_another_pid_namespace_is_never_removed(
-    request: pytest.FixtureRequest, lake: DataLake, cli_env: dict[str, str], own_proc: bool
+    request: pytest.FixtureRequest,
+    lake: DataLake,
+    cli_env: dict[str, str],
+    own_proc: bool,
+    report: Any,
 ) -> None:
     """A writer in another PID namespace, between its upload and its record, is under way for
     repair, for an add of the same uid and for the sweep of local temp files; then it records
     its creation, and the file is whole."""
     need(request.config, "userns")
-    with namespaced_writer(lake, "shared/out.txt", own_proc) as writer:
+    uid = "shared/out.txt"
+    checks = Checks()
+    with namespaced_writer(lake, uid, own_proc) as writer:
         token, temp = writer.started()
         mine = writers.current().split(":")
-        assert token.split(":")[2].split("-")[0] != mine[2].split("-")[0]
-        assert token.split(":")[3] == "1"  # pid 1 in its namespace: here, another process
-
-        assert lake.creation_state("shared/out.txt") is CreationState.UNDER_WAY
-        repaired = invoke(cli_env, "datalake", "repair")
-        assert "shared/out.txt: creation under way, left alone" in repaired.stdout
+        checks.expect(
+            "the writer's token names another PID namespace, and pid 1",
+            token.split(":")[2].split("-")[0] != mine[2].split("-")[0]
+            and token.split(":")[3] == "1",
+        )
+        checks.expect(
+            "its creation is under way", lake.creation_state(uid) is CreationState.UNDER_WAY
+        )
+        repaired = checks.run(cli_env, "datalake", "repair")
+        checks.expect(
+            "repair leaves it alone", f"{uid}: creation under way, left alone" in repaired.stdout
+        )
         source = lake.settings.home / "source.txt"
         source.write_text("mine")
-        with pytest.raises(FileExistsInLakeError):
-            lake.add_file(source, "shared/out.txt")
-        assert temp.exists(), "repair swept the live writer's temp file"
+        try:
+            lake.add_file(source, uid)
+        except FileExistsInLakeError:
+            checks.expect("an add of the same uid waits for it", True)
+        else:
+            checks.expect("an add of the same uid waits for it", False)
+        checks.expect("repair kept the writer's temp file", temp.exists())
         writer.finish("record")
-    assert lake.creation_state("shared/out.txt") is CreationState.RECORDED
-    with lake.file("shared/out.txt").open("r") as handle:
-        assert handle.read() == "written in another PID namespace"
+    checks.expect("it recorded its creation", lake.creation_state(uid) is CreationState.RECORDED)
+    checks.lake_kept(lake, [], {uid: "written in another PID namespace"})
+    checks.report(
+        report,
+        "writer alive in another PID namespace "
+        + ("(its own /proc)" if own_proc else "(the parent's /proc)"),
+        lake,
+        "unshare --user --map-root-user --pid --fork"
+        + (" --mount-proc" if own_proc else "")
+        + "; same RADOPS_HOME; repair, add of its uid and the temp sweep while it waits",
+    )
 
 
 def test_a_dead_writer_in_another_pid_namespace_waits_for_stale_after(
-    request: pytest.FixtureRequest, make_lake: MakeLake
+    request: pytest.FixtureRequest, make_lake: MakeLake, report: Any
 ) -> None:
     """A writer in another PID namespace that died unrecorded cannot be proven dead from here:
     its object is under way until RADOPS_STALE_AFTER, then abandoned and removed."""
@@ -639,12 +857,23 @@ def test_a_dead_writer_in_another_pid_namespace_waits_for_stale_after(
     with namespaced_writer(lake, "gone.txt", own_proc=True) as writer:
         writer.started()
         writer.finish("exit")
-    assert repair(lake).under_way == ("gone.txt",)
+    checks = Checks()
+    checks.expect("repair waits for it", repair(lake).under_way == ("gone.txt",))
     impatient = make_lake("machine-b", stale_after=1.0)
     time.sleep(2.2)  # S3 times objects to the second
-    assert impatient.creation_state("gone.txt") is CreationState.ABANDONED
-    assert repair(impatient).abandoned == ("gone.txt",)
-    assert lake.head("gone.txt") is None
+    checks.expect(
+        "stale after 1 s, it is abandoned",
+        impatient.creation_state("gone.txt") is CreationState.ABANDONED,
+    )
+    checks.expect("and removed", repair(impatient).abandoned == ("gone.txt",))
+    checks.expect("it is gone", lake.head("gone.txt") is None)
+    checks.report(
+        report,
+        "writer dead in another PID namespace",
+        lake,
+        "not provably dead from here: under way until RADOPS_STALE_AFTER (1 s here), then "
+        "removed by repair",
+    )
 
 
 def test_a_dead_writer_of_this_namespace_is_still_proven_dead(lake: DataLake) -> None:
