@@ -51,8 +51,9 @@ def _boot_id() -> str:
     except (OSError, ValueError):
         return ""
     # All of it (122 random bits): every host's first PID namespace has the same inode, so the
-    # boot id alone tells two machines apart.
-    return boot if boot.replace("-", "").isalnum() and len(boot) <= 64 else ""
+    # boot id alone tells two machines apart. Without its dashes: it is no run id.
+    boot = boot.replace("-", "")
+    return boot if boot.isalnum() and len(boot) <= 64 else ""
 
 
 def _namespace(kind: str) -> str:
