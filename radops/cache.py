@@ -19,12 +19,14 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from stat import S_ISREG
 
 import attrs
 
+from radops import writers
 from radops.errors import LocalStorageError, RadopsError
 from radops.private import create_private_file, make_private_dir
-from radops.uids import safe_path
+from radops.uids import safe_path, validate_uid
 
 __all__ = [
     "LOCAL_WRITE_ERRNOS",
@@ -195,6 +197,7 @@ class LocalStorage:
         file, which fails the check; the caller then takes the checked slow path. It also
         leaves no moment between the check and the open (the slow path stats, then opens).
         """
+        validate_uid(uid)  # before the uid becomes a path: "../../fifo" must never be opened
         self._check_owner()
         if self._root_dev is None:
             try:
@@ -205,12 +208,20 @@ class LocalStorage:
             self._real_root = real_root
         path = os.path.join(self._real_root or "", uid)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            # O_NONBLOCK: opening a FIFO (or a device) put in place of a file must not wait
+            # for a writer; it then fails the check below. On the regular file that passes
+            # it, the flag changes nothing (reads of regular files never wait), so it stays:
+            # clearing it would cost two system calls on every cached read.
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         except OSError:
             return None
         try:
             stat = os.fstat(fd)
-            if stat.st_dev == self._root_dev and self.is_trusted(uid, stat):
+            if (
+                S_ISREG(stat.st_mode)
+                and stat.st_dev == self._root_dev
+                and self.is_trusted(uid, stat)
+            ):
                 return fd, path
         except BaseException:
             os.close(fd)
@@ -242,9 +253,10 @@ class LocalStorage:
     def temp_path(self, hint: str = "") -> Path:
         """A fresh path in the temp directory, on the same file system as local storage."""
         self._ensure_dirs()
-        suffix = Path(hint).suffix[:16] if hint else ""
-        # The pid names the writer, so `datalake repair` can remove what a killed one left.
-        return self.tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}{suffix}.part"
+        # The uid's suffix, for tools that look at names; only plain characters of it.
+        suffix = "".join(c for c in Path(hint).suffix[:16] if c.isalnum() or c in "._-")
+        # The tag names the writer, so `datalake repair` can remove what a killed one left.
+        return self.tmp_dir / f"{writers.file_tag()}_{uuid.uuid4().hex}{suffix}.part"
 
     @staticmethod
     def discard(tmp: Path) -> None:
@@ -335,12 +347,17 @@ class LocalStorage:
         return self.stat_path(self.path(uid))
 
     def stat_path(self, path: Path) -> os.stat_result | None:
-        """``os.stat`` of ``path`` (from :meth:`path`), or None if there is no such file."""
+        """``os.stat`` of ``path`` (from :meth:`path`), or None if there is no such file.
+
+        Only a regular file counts: a folder (of longer uids), or a FIFO or device put there
+        by hand, is not a file of local storage, and reading a FIFO would wait forever.
+        """
         self._check_owner()
         try:
-            return path.stat()
+            stat = path.stat()
         except (FileNotFoundError, NotADirectoryError):
             return None
+        return stat if S_ISREG(stat.st_mode) else None
 
     def _check_owner(self) -> None:
         """Before anything is looked up in local storage that exists: is it this lake's?"""

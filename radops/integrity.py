@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
 import queue
+import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -30,10 +32,19 @@ def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> tu
     """Return (sha256 hex digest, size) of the file at ``path``, read once.
 
     ``progress`` is called with the size of each chunk once it is hashed.
+
+    Raises:
+        OSError: ``path`` cannot be read, or is not a regular file (``EINVAL``): a FIFO put
+            where a file was expected is refused at once instead of waiting for a writer.
     """
     digest = hashlib.sha256()
     size = 0
-    with path.open("rb", buffering=0) as handle:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    os.set_blocking(fd, True)
+    with open(fd, "rb", buffering=0) as handle:
         buffer = bytearray(CHUNK_SIZE)
         view = memoryview(buffer)
         while n := handle.readinto(buffer):

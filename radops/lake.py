@@ -31,11 +31,12 @@ from radops.errors import (
     FileNotInLakeError,
     LocalStorageError,
 )
+from radops.escape import escape
 from radops.integrity import copy_and_hash, sha256_file
 from radops.lineage.naming import ADD_JOB, JOB_TYPES, RM_JOB, call_job
 from radops.settings import Settings
 from radops.stores import ObjectMeta, ObjectStore, Progress, start_phase, store_from_settings
-from radops.uids import validate_uid
+from radops.uids import uid_problem, validate_uid
 
 if TYPE_CHECKING:
     from radops.file import File
@@ -443,7 +444,11 @@ class DataLake:
         :class:`io.BufferedReader`), usable with or without ``with``; if it is never closed,
         the garbage collector closes it, with the ResourceWarning of the built-in ``open``.
         ``on_enter`` runs when a ``with`` block starts on it.
+
+        Raises:
+            InvalidUidError: ``uid`` is not a valid uid (checked before any path is made).
         """
+        uid = validate_uid(uid)
         _check_read_arguments(mode, kwargs)
         local = self.local
         # The fast path of a cached read (benchmark case 4): one open, whose file is checked to
@@ -655,6 +660,7 @@ class DataLake:
                 return state
             if time.monotonic() > deadline:
                 writer = meta.metadata.get(writers.WRITER_KEY, "unknown") if meta else "unknown"
+                writer = escape(writer)  # read from the lake: never raw in a message
                 raise CreationPendingError(
                     f"{uid!r} is being created by another process ({writer}) that has not "
                     f"recorded it yet; if that process is gone, run `radops datalake repair`"
@@ -768,13 +774,19 @@ class DataLake:
         self.lineage.emit(creation, "COMPLETE")
 
     def downstream(self, uid: str) -> list[str]:
-        """Every file made from ``uid``, directly or not, in the order they were made."""
+        """Every file made from ``uid``, directly or not, in the order they were made.
+
+        Outputs an event names that are not valid uids (events are read from the lake, and
+        radops never makes such a file) are left out.
+        """
         found: list[str] = []
         frontier = [uid]
         while frontier:
             current = frontier.pop(0)
             for event in self.lineage.runs_using(current):
                 for output in radops_outputs(event):
+                    if not isinstance(output, str) or uid_problem(output):
+                        continue
                     if output not in found and output != uid:
                         found.append(output)
                         frontier.append(output)
@@ -783,7 +795,11 @@ class DataLake:
     # -- listing and local state ----------------------------------------------------------------
 
     def files(self, prefix: str = "") -> Iterator[ObjectMeta]:
-        """Every file in the lake under ``prefix``, in key order, paginated lazily."""
+        """Every file in the lake under ``prefix``, in key order, paginated lazily.
+
+        Every key, including those that are not valid uids (put in the lake without radops:
+        check with :func:`radops.uids.uid_problem`); the methods that take a uid refuse them.
+        """
         return self.store.list(prefix)
 
     def local_problems(
@@ -796,6 +812,9 @@ class DataLake:
         """
         problems = []
         for uid in sorted(only) if only is not None else self.local.uids():
+            if uid_problem(uid):  # put in local storage by hand, under a name radops refuses
+                problems.append(LocalStatus(uid, "not a valid uid"))
+                continue
             meta = remote.get(uid)
             if meta is None:
                 problems.append(LocalStatus(uid, "not in the data lake"))

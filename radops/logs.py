@@ -17,10 +17,16 @@ __all__ = ["configure_logging"]
 
 
 class _Formatter(logging.Formatter):
-    """``radops: message`` for information, ``radops: warning: message`` otherwise."""
+    """``radops: message`` for information, ``radops: warning: message`` otherwise.
+
+    The message is escaped (:func:`radops.escape.escape`): it may quote keys and metadata
+    read from the lake, and nothing in them may act on the terminal.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
+        from radops.escape import escape
+
+        message = escape(record.getMessage())
         if record.exc_info and record.levelno >= logging.ERROR:
             message += "\n" + self.formatException(record.exc_info)
         if record.levelno == logging.INFO:

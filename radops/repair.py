@@ -25,9 +25,11 @@ import attrs
 from radops import writers
 from radops.lake import CreationState
 from radops.lineage.naming import REPAIR_JOB
+from radops.uids import uid_problem
 
 if TYPE_CHECKING:
     from radops.lake import DataLake
+    from radops.stores import ObjectMeta
 
 __all__ = ["REPAIR_JOB", "RepairReport", "repair"]
 
@@ -44,6 +46,7 @@ class RepairReport:
     lost: tuple[str, ...] = ()  # recorded files missing from the lake: deletion recorded
     swept: tuple[str, ...] = ()  # leftovers of killed writers, in the lake and locally
     dry_run: bool = False
+    invalid: tuple[str, ...] = ()  # keys that are not valid uids (not radops'): left alone
 
     @property
     def clean(self) -> bool:
@@ -59,6 +62,7 @@ class RepairReport:
             "lost": list(self.lost),
             "swept": list(self.swept),
             "dry_run": self.dry_run,
+            "invalid": list(self.invalid),
         }
 
 
@@ -66,10 +70,17 @@ def repair(lake: DataLake, *, dry_run: bool = False) -> RepairReport:
     """Check every object of ``lake`` against its creation records and fix what crashes left.
 
     Costs one listing and one HEAD per object (eight at a time), plus a sync of the index.
-    ``dry_run``: report only, change nothing.
+    ``dry_run``: report only, change nothing. Keys that are not valid uids (put in the lake
+    without radops) are reported as ``invalid`` and left alone; the rest is checked.
     """
     lake.lineage.sync()
-    listed = {meta.key: meta for meta in lake.files()}
+    listed: dict[str, ObjectMeta] = {}
+    invalid: list[str] = []
+    for each in lake.files():
+        if uid_problem(each.key):
+            invalid.append(each.key)
+        else:
+            listed[each.key] = each
     with ThreadPoolExecutor(_HEADS_AT_ONCE) as pool:
         heads = dict(zip(listed, pool.map(lake.head, listed), strict=True))
     abandoned: list[str] = []
@@ -84,7 +95,12 @@ def repair(lake: DataLake, *, dry_run: bool = False) -> RepairReport:
         elif state is CreationState.UNDER_WAY:
             under_way.append(uid)
     present = {uid for uid, meta in heads.items() if meta is not None} - set(abandoned)
-    lost = [uid for uid in lake.lineage.index.live_outputs() if uid not in present]
+    # Records are read from the lake too: a name that is not a uid is no file radops made.
+    lost = [
+        uid
+        for uid in lake.lineage.index.live_outputs()
+        if uid not in present and isinstance(uid, str) and not uid_problem(uid)
+    ]
     if not dry_run:
         for uid in lost:
             _record_loss(lake, uid)
@@ -99,6 +115,7 @@ def repair(lake: DataLake, *, dry_run: bool = False) -> RepairReport:
         lost=tuple(lost),
         swept=tuple(swept),
         dry_run=dry_run,
+        invalid=tuple(invalid),
     )
 
 
@@ -123,15 +140,13 @@ def _record_loss(lake: DataLake, uid: str) -> None:
 def _sweep_local_temps(lake: DataLake) -> list[str]:
     """Temp files in local storage left by dead processes (or older than ``stale_after``)."""
     removed: list[str] = []
-    host = writers.current().rsplit(":", 2)[0]
     now = time.time()
     try:
         entries = list(os.scandir(lake.local.tmp_dir))
     except FileNotFoundError:
         return removed
     for entry in entries:
-        pid, _, _ = entry.name.partition("-")
-        dead = pid.isdigit() and writers.is_dead(f"{host}:{pid}:")
+        dead = writers.is_dead_tag(entry.name)
         with contextlib.suppress(FileNotFoundError):
             old = now - entry.stat(follow_symlinks=False).st_mtime > lake.settings.stale_after
             if dead or old:

@@ -81,6 +81,33 @@ def _optional_str(value: Any) -> str | None:
     return text or None
 
 
+def _optional_http_url(value: Any) -> str | None:
+    """An http(s) URL with a host (and a numeric port, if any), or None.
+
+    Checked when settings load, so that a malformed URL is one clear error naming the setting
+    rather than a failure deep in a request, whose message may repeat the URL, password and
+    all; this message shows it redacted.
+    """
+    from urllib.parse import urlsplit
+
+    from radops.urls import redact_url
+
+    text = _optional_str(value)
+    if text is None:
+        return None
+    parts = urlsplit(text)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ValueError(
+            f"not an http(s) URL with a host: {redact_url(text)!r} "
+            "(like https://marquez.example.org:5000)"
+        )
+    return text
+
+
 def _optional_size(value: Any) -> int | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
@@ -203,7 +230,7 @@ _SPECS: tuple[_Spec, ...] = (
     ),
     _Spec(
         "s3_endpoint_url",
-        _optional_str,
+        _optional_http_url,
         None,
         "endpoint of an S3-compatible store (default: boto3's own resolution)",
         what="a URL such as http://127.0.0.1:8333",
@@ -232,7 +259,7 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("namespace", _namespace, "radops", "OpenLineage namespace of radops' jobs"),
     _Spec(
         "marquez_url",
-        _optional_str,
+        _optional_http_url,
         None,
         "Marquez (or any OpenLineage HTTP endpoint) that receives every event",
         what="a URL",
@@ -275,6 +302,8 @@ SETTABLE_NAMES: tuple[str, ...] = tuple(spec.name for spec in _SPECS)
 
 
 def _normalize_remote(remote: str, base: Path) -> str:
+    from radops.urls import redact_url
+
     if remote.startswith("s3://"):
         bucket, _, prefix = remote[len("s3://") :].partition("/")
         if not bucket:
@@ -282,8 +311,9 @@ def _normalize_remote(remote: str, base: Path) -> str:
         prefix = prefix.strip("/")
         return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
     if "://" in remote and not remote.startswith("file://"):
-        raise ConfigError(
-            f"RADOPS_REMOTE {remote!r} is not supported: use s3://bucket[/prefix] or a directory"
+        raise ConfigError(  # a URL given here may hold a password: never shown
+            f"RADOPS_REMOTE {redact_url(remote)!r} is not supported: use s3://bucket[/prefix] "
+            "or a directory"
         )
     path = remote.removeprefix("file://")
     return str((base / Path(path).expanduser()).resolve())

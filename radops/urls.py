@@ -10,7 +10,7 @@ from radops.integrity import HashingSink
 from radops.lineage.naming import safe_namespace
 from radops.stores import Progress
 
-__all__ = ["DownloadError", "fetch_url", "is_url", "public_url", "redact_url"]
+__all__ = ["DownloadError", "fetch_url", "is_url", "public_url", "redact_in", "redact_url"]
 
 _ALLOWED_SCHEMES = ("http", "https")
 _MAX_REDIRECTS = 10
@@ -29,13 +29,28 @@ def redact_url(url: str) -> str:
     parts = urlsplit(url)
     if not parts.scheme or not parts.netloc:
         return url
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6
-        host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
+    try:
+        host = parts.hostname or ""
+        if ":" in host:  # IPv6
+            host = f"[{host}]"
+        netloc = f"{host}:{parts.port}" if parts.port else host
+    except ValueError:  # a port that is not a number: keep what follows the credentials
+        netloc = parts.netloc.rpartition("@")[2]
     if parts.username:
         netloc = f"{parts.username}@{netloc}"
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def redact_in(text: str, url: str) -> str:
+    """``text`` (an error message, say) without the secrets of ``url`` it may repeat: the
+    URL becomes its :func:`redact_url` form, and its password, query and fragment, wherever
+    else they appear, ``***``."""
+    parts = urlsplit(url)
+    text = text.replace(url, redact_url(url))
+    for secret in (parts.password, parts.query, parts.fragment):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
 
 
 def public_url(url: str) -> tuple[str, str]:
@@ -137,12 +152,7 @@ def _fetch(
 
 def _redacted(exc: BaseException, url: str) -> str:
     """The message of ``exc`` without the secrets of ``url`` it may repeat."""
-    text = str(exc)
-    parts = urlsplit(url)
-    for secret in (url, parts.password, parts.query, parts.fragment):
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+    return redact_in(str(exc), url)
 
 
 def _check_scheme(url: str) -> None:

@@ -2,8 +2,27 @@
 
 Every object radops creates carries its writer's token, so that recovery can tell an
 unfinished creation that is still under way (another process is between uploading the object
-and recording its creation) from one whose process was killed. Only a process on this machine
-can be proven dead; another machine's writer is presumed alive until ``stale_after``.
+and recording its creation) from one whose process was killed. Removing an upload in flight
+loses a creation, so a writer counts as alive unless radops can prove it dead.
+
+A token is ``host:boot:namespaces:pid:start``:
+
+- ``host``: the host name, for people (``CreationPendingError`` names the writer). It proves
+  nothing: containers on one host often share it (Kubernetes ``hostNetwork`` pods,
+  ``docker --hostname``), and so can two machines.
+- ``boot``: the kernel's boot id, the same in every container of one host and different on
+  another machine or after a reboot;
+- ``namespaces``: the inodes of the writer's PID and time namespaces (``/proc/self/ns``): a
+  pid names the same process only within one PID namespace, and a start time reads the same
+  only within one time namespace;
+- ``pid`` and ``start``: the process and when it started (clock ticks after boot), so that a
+  reused pid is not taken for it.
+
+A writer is proven dead only by a process of the same boot and the same PID namespace, which
+finds its pid gone, a zombie, or (in the same time namespace) another process started at
+another time. A writer anywhere else (another machine, another container, the same machine
+before a reboot, which looks like another machine of the same name) is presumed alive until
+``stale_after``.
 """
 
 from __future__ import annotations
@@ -15,7 +34,7 @@ import threading
 from collections.abc import Iterator
 from functools import cache
 
-__all__ = ["WRITER_KEY", "current", "is_dead", "running"]
+__all__ = ["WRITER_KEY", "current", "file_tag", "is_dead", "is_dead_tag", "running"]
 
 # Name of the writer token in an object's metadata.
 WRITER_KEY = "radops-writer"
@@ -28,15 +47,27 @@ _running_lock = threading.Lock()
 def _boot_id() -> str:
     try:
         with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
-            return handle.read().strip()[:8]
+            boot = handle.read().strip()
+    except (OSError, ValueError):
+        return ""
+    # All of it (122 random bits): every host's first PID namespace has the same inode, so the
+    # boot id alone tells two machines apart. Without its dashes: it is no run id.
+    boot = boot.replace("-", "")
+    return boot if boot.isalnum() and len(boot) <= 64 else ""
+
+
+def _namespace(kind: str) -> str:
+    """The inode of this process's ``kind`` namespace, "" where /proc cannot tell."""
+    try:
+        return str(os.stat(f"/proc/self/ns/{kind}").st_ino)
     except OSError:
         return ""
 
 
-def _proc_stat(pid: int) -> tuple[str, str]:
-    """(state, start time) of ``pid`` from /proc; ("", "") where /proc cannot tell."""
+def _proc_stat(path: str) -> tuple[str, str]:
+    """(state, start time) from the stat file ``path`` of /proc; ("", "") if it cannot tell."""
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+        with open(path, encoding="ascii", errors="replace") as handle:
             stat = handle.read()
     except OSError:
         return "", ""
@@ -47,9 +78,16 @@ def _proc_stat(pid: int) -> tuple[str, str]:
     return fields[0], fields[19]
 
 
-def _start_time(pid: int) -> str:
-    """When ``pid`` started (clock ticks since boot), so a reused pid is not mistaken for it."""
-    return _proc_stat(pid)[1]
+def _proc_is_ours() -> bool:
+    """True if /proc numbers processes as this process's PID namespace does.
+
+    A process started with ``unshare --pid`` but without a /proc of its own still sees its
+    parent namespace's /proc, where ``/proc/<pid>`` is another process than its ``pid``.
+    """
+    try:
+        return os.readlink("/proc/self") == str(os.getpid())
+    except OSError:
+        return False
 
 
 @cache
@@ -57,39 +95,76 @@ def _host() -> str:
     return socket.gethostname().replace(":", "_")
 
 
-_current: tuple[int, str] | None = None
+class _Identity:
+    """This process, as tokens name it; computed once per process (fork-safe by its pid)."""
+
+    __slots__ = ("namespaces", "pid", "proc_is_ours", "start")
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.namespaces = f"{_namespace('pid')}-{_namespace('time')}"
+        # /proc/self is this process whichever namespace /proc belongs to.
+        self.start = _proc_stat("/proc/self/stat")[1]
+        self.proc_is_ours = _proc_is_ours()
+
+
+_me: _Identity | None = None
+
+
+def _identity() -> _Identity:
+    global _me
+    if _me is None or _me.pid != os.getpid():
+        _me = _Identity()
+    return _me
 
 
 def current() -> str:
-    """This process's token: ``host:boot:pid:start`` (computed once per process, fork-safe)."""
-    global _current
-    pid = os.getpid()
-    if _current is None or _current[0] != pid:
-        _current = (pid, f"{_host()}:{_boot_id()}:{pid}:{_start_time(pid)}")
-    return _current[1]
+    """This process's token: ``host:boot:namespaces:pid:start``."""
+    me = _identity()
+    return f"{_host()}:{_boot_id()}:{me.namespaces}:{me.pid}:{me.start}"
 
 
-def is_dead(token: str | None, run_id: str | None = None) -> bool:
-    """True if the process that wrote ``token`` has certainly ended.
+def file_tag() -> str:
+    """This process's token without the host, fit for a file name: ``boot_namespaces_pid_start``.
 
-    ``run_id``: the run the token wrote for. In this very process a run that is no longer
-    :func:`running` is over too (its creation failed and could not clean up after itself).
+    Temp files of local storage start with it, so that ``datalake repair`` can tell which of
+    them a dead process left, even in a RADOPS_HOME that several containers share.
     """
-    if not token:
+    return "_".join(current().split(":")[1:])
+
+
+def is_dead_tag(name: str) -> bool:
+    """True if the file ``name``, which starts with a :func:`file_tag` and ``_``, was made by a
+    process that has certainly ended. Any other name: False."""
+    parts = name.split("_", 4)
+    return len(parts) == 5 and is_dead(":".join(["", *parts[:4]]))
+
+
+def is_dead(token: object, run_id: str | None = None) -> bool:
+    """True if the process that wrote ``token`` has certainly ended (see the module).
+
+    ``token`` comes from the lake, so anything that is not a token of this format (an older
+    radops', a damaged one) proves nothing. ``run_id``: the run the token wrote for. In this
+    very process a run that is no longer :func:`running` is over too (its creation failed and
+    could not clean up after itself).
+    """
+    if not isinstance(token, str):
         return False
     parts = token.split(":")
-    if len(parts) != 4:
+    if len(parts) != 5:
         return False
-    host, boot, pid_text, start = parts
-    if host != _host():
-        return False  # another machine: only time can tell (stale_after)
-    if boot and _boot_id() and boot != _boot_id():
-        return True  # this machine rebooted since
-    try:
-        pid = int(pid_text)
-    except ValueError:
+    _, boot, namespaces, pid_text, start = parts
+    if not boot or boot != _boot_id():
+        return False  # another machine, or this one before a reboot: only time can tell
+    me = _identity()
+    pid_namespace, _, time_namespace = namespaces.partition("-")
+    my_pid_namespace, _, my_time_namespace = me.namespaces.partition("-")
+    if not pid_namespace or pid_namespace != my_pid_namespace:
+        return False  # another PID namespace (a container): its pids are not ours to look up
+    if not pid_text.isdigit() or len(pid_text) > 10 or int(pid_text) <= 0:
         return False
-    if pid == os.getpid() and start == _start_time(pid):
+    pid = int(pid_text)
+    if pid == me.pid and start == me.start:
         if run_id is None:
             return False
         with _running_lock:
@@ -100,9 +175,13 @@ def is_dead(token: str | None, run_id: str | None = None) -> bool:
         return True
     except PermissionError:
         pass  # alive, owned by another user
-    state, started = _proc_stat(pid)
+    if not me.proc_is_ours:
+        return False  # its start time cannot be read: the pid may be its own, alive
+    state, started = _proc_stat(f"/proc/{pid}/stat")
     if state in ("Z", "X"):
         return True  # killed, not yet reaped by its parent
+    if not time_namespace or time_namespace != my_time_namespace:
+        return False  # start times are counted from another boot time: not comparable
     return bool(start) and started not in ("", start)
 
 

@@ -5,9 +5,9 @@ capability (``RADOPS_TEST_REQUIRE=userns,specs`` or ``--require userns,specs``; 
 sets both): then the test fails with that same reason, so that a CI machine which lost the
 capability cannot pass by skipping.
 
-- ``userns``: ``unshare`` and ``nsenter`` (util-linux) and unprivileged user and mount
-  namespaces, for a full or read-only RADOPS_HOME and an unmounted share. Docker's default
-  seccomp profile denies them.
+- ``userns``: ``unshare`` and ``nsenter`` (util-linux) and unprivileged user, mount and PID
+  namespaces, for a full or read-only RADOPS_HOME, an unmounted share and a writer in another
+  PID namespace. Docker's default seccomp profile denies them.
 - ``specs``: the official OpenLineage JSON Schemas and Marquez's OpenAPI spec, which a fresh
   clone does not have (``../shared/specs``, or the folders the environment names: see
   ``tests/olschema.py`` and ``tests/marquez_spec.py``).
@@ -33,7 +33,7 @@ def _userns_missing() -> str | None:
         if shutil.which(tool) is None:
             return f"needs {tool} (util-linux) on PATH"
     probe = subprocess.run(
-        ["unshare", "--user", "--map-root-user", "--mount", "true"],
+        ["unshare", "--user", "--map-root-user", "--mount", "--pid", "--fork", "true"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -41,7 +41,7 @@ def _userns_missing() -> str | None:
     )
     if probe.returncode != 0:
         said = probe.stderr.strip().splitlines()
-        return "unprivileged user and mount namespaces are not permitted here: " + (
+        return "unprivileged user, mount and PID namespaces are not permitted here: " + (
             said[-1] if said else f"unshare exited {probe.returncode}"
         )
     return None

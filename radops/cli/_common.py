@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -47,13 +46,16 @@ def print_rows(rows: Sequence[Sequence[str]]) -> None:
     """Print rows on stdout as aligned columns: no truncation, no trailing spaces.
 
     Every column but the last is padded to its widest cell; the first is bold on a terminal.
-    Cells holding control characters (a newline in metadata, say) are printed JSON-quoted so
-    that each row stays on one line.
+    Cells holding characters that are not printable (a newline in metadata, an escape
+    sequence in a key) are printed JSON-quoted (:func:`radops.escape.shown`), so that each
+    row stays on one line and nothing in a cell acts on the terminal.
     """
     from rich.cells import cell_len
     from rich.text import Text
 
-    cells = [[_printable(cell) for cell in row] for row in rows]
+    from radops.escape import shown
+
+    cells = [[shown(cell) for cell in row] for row in rows]
     widths: dict[int, int] = {}
     for row in cells:
         for i, cell in enumerate(row):
@@ -69,31 +71,31 @@ def print_rows(rows: Sequence[Sequence[str]]) -> None:
         console.print(line)
 
 
-def _printable(cell: str) -> str:
-    if any(ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F for char in cell):
-        return json.dumps(cell)
-    return cell
-
-
 def abort(message: str, code: int = 1) -> NoReturn:
     """Print one line ``error: message`` on stderr and exit with ``code``.
 
     ``code=2`` is a usage error: it is printed as click prints its own (a missing argument,
     an unknown option), the usage line and the pointer to ``--help`` first, so that every
-    usage error looks the same.
+    usage error looks the same. Characters that are not printable (from a key or an answer
+    quoted in the message) are escaped: the line stays one line, and nothing in it acts on the
+    terminal.
     """
+    from radops.escape import escape
+
     if code == 2:
         from typer._click.exceptions import UsageError
         from typer._click.globals import get_current_context
 
-        raise UsageError(message, get_current_context(silent=True))
-    err().print(f"error: {message}", markup=False, style="red")
+        raise UsageError(escape(message), get_current_context(silent=True))
+    err().print(f"error: {escape(message)}", markup=False, style="red")
     raise typer.Exit(code)
 
 
 def warn(message: str) -> None:
-    """Print ``warning: message`` on stderr."""
-    err().print(f"warning: {message}", markup=False, style="yellow")
+    """Print ``warning: message`` on stderr, escaped like :func:`abort`'s."""
+    from radops.escape import escape
+
+    err().print(f"warning: {escape(message)}", markup=False, style="yellow")
 
 
 def handle_errors(func: F) -> F:
@@ -222,8 +224,11 @@ def progress_bar(phase: str, subject: str, total: int | None) -> Iterator[Progre
     )
     from rich.progress import Progress as RichProgress
 
+    from radops.escape import escape
+
+    subject = escape(subject)  # it may name a uid: never markup, never raw
     columns = (
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),

@@ -60,40 +60,62 @@ def ls(
 
     Warns on stderr about local files that are out of sync with the lake.
     """
+    from radops.escape import shown
+    from radops.uids import uid_problem
+
     data_lake = lake(ctx)
     local = {uid for uid in data_lake.local.uids() if uid.startswith(prefix)}
     console = out()
     styled = console.is_terminal and not console.no_color and not as_json
     seen = {}
+    invalid: list[tuple[str, str]] = []
     write = sys.stdout.write
     batch: list[str] = []
     for meta in data_lake.files(prefix):
-        is_local = meta.key in local
+        key = meta.key
+        is_local = key in local
         if is_local:
-            seen[meta.key] = meta
+            seen[key] = meta
+        # A key someone put in the lake without radops is listed too, marked and escaped.
+        not_uid = uid_problem(key)
+        if not_uid:
+            invalid.append((key, not_uid))
         if as_json:
-            batch.append(
-                json.dumps(
-                    {
-                        "uid": meta.key,
-                        "size": meta.size,
-                        "local": is_local,
-                        "created": meta.created.isoformat() if meta.created else None,
-                    }
-                )
-            )
+            entry = {
+                "uid": key,
+                "size": meta.size,
+                "local": is_local,
+                "created": meta.created.isoformat() if meta.created else None,
+            }
+            if not_uid:
+                entry["invalid"] = not_uid
+            batch.append(json.dumps(entry))
         elif styled:
-            batch.append(f"{_BOLD if is_local else _ITALIC}{meta.key}{_RESET}")
+            batch.append(f"{_BOLD if is_local else _ITALIC}{shown(key)}{_RESET}")
         else:
-            batch.append(meta.key)
+            batch.append(shown(key))
         if len(batch) >= 1000:
             write("\n".join(batch) + "\n")
             batch.clear()
     if batch:
         write("\n".join(batch) + "\n")
     sys.stdout.flush()
+    _warn_invalid(invalid)
     for problem in data_lake.local_problems(seen, only=local):
         warn(f"local file {problem.uid!r} is out of sync: {problem.problem}")
+
+
+_INVALID_SHOWN = 20
+
+
+def _warn_invalid(invalid: list[tuple[str, str]]) -> None:
+    """Say which keys of the lake are not valid uids, which radops' commands skip."""
+    from radops.escape import shown
+
+    for key, problem in invalid[:_INVALID_SHOWN]:
+        warn(f"{shown(key)} is not a valid uid ({problem}): radops commands skip it")
+    if len(invalid) > _INVALID_SHOWN:
+        warn(f"{len(invalid) - _INVALID_SHOWN} more keys of the lake are not valid uids")
 
 
 @app.command(
@@ -133,6 +155,7 @@ def add(
     that exists already is an error: files in the lake are immutable.
     """
     from radops.errors import InvalidUidError
+    from radops.escape import escape
     from radops.sources import join_prefix, url_name
     from radops.urls import is_url
 
@@ -150,7 +173,9 @@ def add(
         target = join_prefix(prefix, uid or url_name(source))
         with progress_bar("downloading", redact_url(source), None) as progress:
             meta = data_lake.add_url(source, target, progress=progress)
-        err().print(f"added {target} ({meta.size} bytes) to {data_lake.store.url}", markup=False)
+        err().print(
+            f"added {escape(target)} ({meta.size} bytes) to {data_lake.store.url}", markup=False
+        )
         return
     path = Path(source)
     if path.is_dir() and not path.is_symlink():
@@ -162,11 +187,14 @@ def add(
     size = path.stat().st_size if path.is_file() else None
     with progress_bar("hashing", target, size) as progress:
         meta = data_lake.add_file(path, target, move=move, progress=progress)
-    err().print(f"added {target} ({meta.size} bytes) to {data_lake.store.url}", markup=False)
+    err().print(
+        f"added {escape(target)} ({meta.size} bytes) to {data_lake.store.url}", markup=False
+    )
 
 
 def _add_directory(data_lake: DataLake, source: Path, prefix: str, move: bool) -> None:
     """Add every regular file under ``source``: all uids checked free before the first upload."""
+    from radops.escape import shown
     from radops.sources import plan_directory
 
     planned = plan_directory(source, prefix)
@@ -185,7 +213,7 @@ def _add_directory(data_lake: DataLake, source: Path, prefix: str, move: bool) -
         with progress_bar("hashing", uid, path.stat().st_size) as progress:
             meta = data_lake.add_file(path, uid, move=move, progress=progress)
         total += meta.size
-        sys.stdout.write(f"{uid}\n")
+        sys.stdout.write(f"{shown(uid)}\n")
     err().print(
         f"added {len(files)} file(s) ({total} bytes) from {source} to {data_lake.store.url}",
         markup=False,
@@ -255,7 +283,9 @@ def info(
         "created_by": summary,
     }
     if as_json:
-        out().print_json(json.dumps(data))
+        # ensure_ascii: rich writes JSON with raw non-ASCII by default, and metadata from the
+        # lake may hold characters that act on a terminal.
+        out().print_json(json.dumps(data), ensure_ascii=True)
         return
     rows = [
         (key, "-" if value is None else str(value))
@@ -304,11 +334,20 @@ def rm_local(
     all_: bool = typer.Option(False, "--all", help="Free every file in local storage."),
 ) -> None:
     """Remove files from local storage to free space; the lake keeps them."""
+    from radops.escape import escape
+
     if (uid is None) == (not all_):
         abort("give a UID or --all (not both)", code=2)
     data_lake = lake(ctx)
     if all_:
-        local = list(data_lake.local.uids())
+        from radops.uids import uid_problem
+
+        local = []
+        for each in data_lake.local.uids():
+            if uid_problem(each):  # put there by hand: not radops' to remove
+                warn(f"kept {each!r}: it is not a valid uid")
+            else:
+                local.append(each)
         # One listing of the lake (paginated) rather than a request per local file.
         in_lake = {meta.key for meta in data_lake.files()} if local else set()
         uids = [each for each in local if each in in_lake]
@@ -325,7 +364,7 @@ def rm_local(
         abort(f"{uid!r} is not in the data lake: removing the local copy would lose it")
     if not data_lake.remove_local(uid):
         abort(f"{uid!r} is not in local storage")
-    err().print(f"removed {uid} from local storage", markup=False)
+    err().print(f"removed {escape(uid)} from local storage", markup=False)
 
 
 @app.command("verify")
@@ -340,14 +379,28 @@ def verify(
 
     Prints one line per file and a summary on stderr; exits 1 if anything is corrupted or missing.
     """
+    from radops.escape import shown
+    from radops.uids import uid_problem
+
     if (uid is None) == (not all_):
         abort("give a UID or --all (not both)", code=2)
     data_lake = lake(ctx)
     # --all: one listing of the lake (paginated) names the files; each is then checked.
     uids = [meta.key for meta in data_lake.files()] if all_ or uid is None else [uid]
     counts: dict[str, int] = {}
-    failed = replaced = 0
+    failed = replaced = skipped = 0
     for each in uids:
+        # A key that is not a valid uid (made without radops) cannot be checked: it is named
+        # and skipped, and the other files are verified.
+        problem = uid_problem(each) if all_ else None
+        if problem:
+            skipped += 1
+            if as_json:
+                line = json.dumps({"uid": each, "skipped": f"not a valid uid: {problem}"})
+            else:
+                line = f"{shown(each)}  skipped: not a valid uid ({problem})"
+            sys.stdout.write(line + "\n")
+            continue
         result = data_lake.verify(each)
         counts[result.remote] = counts.get(result.remote, 0) + 1
         failed += not result.ok
@@ -358,15 +411,16 @@ def verify(
             local = result.local
             if result.local == "corrupted":
                 local += ", replaced" if result.replaced else ", removed"
-            line = f"{result.uid}  lake {result.remote}  local {local}"
+            line = f"{shown(result.uid)}  lake {result.remote}  local {local}"
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
         for detail in result.details if not result.ok else ():
-            warn(f"{each}: {detail}")
+            warn(f"{shown(each)}: {detail}")
     lake_summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "none"
+    not_uids = f"; {skipped} key(s) that are not valid uids skipped" if skipped else ""
     err().print(
-        f"verified {len(uids)} file(s) in the lake: {lake_summary}; "
-        f"{replaced} corrupted local copy(ies) replaced; {failed} with problems",
+        f"verified {len(uids) - skipped} file(s) in the lake: {lake_summary}; "
+        f"{replaced} corrupted local copy(ies) replaced; {failed} with problems{not_uids}",
         markup=False,
     )
     if failed:
@@ -450,20 +504,22 @@ def lineage(
             ]
         typer.echo(json.dumps(payload, indent=2, sort_keys=True))
         return
+    from radops.escape import shown
+
     console = out()
     for i, each in enumerate(events):
         if i:
-            outputs = ", ".join(radops_outputs(each))
+            outputs = ", ".join(shown(output) for output in radops_outputs(each))
             console.print(f"\n{outputs} was made by:", markup=False, style="bold")
         render_creation(console, summarize(each), uid if i == 0 else None)
     if downstream:
         console.print(
-            f"\nmade from {uid}:" if made_from else f"\nnothing was made from {uid}",
+            f"\nmade from {shown(uid)}:" if made_from else f"\nnothing was made from {shown(uid)}",
             markup=False,
             style="bold",
         )
         for made in made_from:
-            console.print(f"  {made}", markup=False)
+            console.print(f"  {shown(made)}", markup=False)
 
 
 @app.command("repair")
@@ -479,7 +535,9 @@ def repair(
     this machine) or older than RADOPS_STALE_AFTER; a recorded file missing from the lake gets
     its deletion recorded. Creations still under way are left alone.
     """
+    from radops.escape import escape, shown
     from radops.repair import repair as repair_lake
+    from radops.uids import uid_problem
 
     report = repair_lake(lake(ctx), dry_run=dry_run)
     if as_json:
@@ -487,18 +545,21 @@ def repair(
         return
     verb = "would remove" if dry_run else "removed"
     for uid in report.abandoned:
-        sys.stdout.write(f"{verb} {uid}: its creation was never recorded\n")
+        sys.stdout.write(f"{verb} {shown(uid)}: its creation was never recorded\n")
     recorded = "would record" if dry_run else "recorded"
     for uid in report.lost:
-        sys.stdout.write(f"{uid} is missing from the lake: {recorded} its deletion\n")
+        sys.stdout.write(f"{shown(uid)} is missing from the lake: {recorded} its deletion\n")
     for what in report.swept:
-        sys.stdout.write(f"swept {what}\n")
+        sys.stdout.write(f"swept {escape(what)}\n")
     for uid in report.under_way:
-        sys.stdout.write(f"{uid}: creation under way, left alone\n")
+        sys.stdout.write(f"{shown(uid)}: creation under way, left alone\n")
+    for key in report.invalid:
+        sys.stdout.write(f"skipped {shown(key)}: not a valid uid ({uid_problem(key)})\n")
+    not_uids = f", {len(report.invalid)} not valid uid(s) skipped" if report.invalid else ""
     err().print(
         f"checked {report.checked} file(s): {len(report.abandoned)} unrecorded, "
         f"{len(report.lost)} lost, {len(report.swept)} leftover(s) swept, "
-        f"{len(report.under_way)} under way",
+        f"{len(report.under_way)} under way{not_uids}",
         markup=False,
     )
 
@@ -521,6 +582,8 @@ def rm(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
     """Delete a file from the lake and local storage; the deletion is recorded in lineage."""
+    from radops.escape import shown
+
     data_lake = lake(ctx)
     if data_lake.head(uid) is None:
         abort(f"{uid!r} is not in the data lake {data_lake.store.url}")
@@ -528,17 +591,19 @@ def rm(
     made_from = [each for each in data_lake.downstream(uid) if data_lake.head(each) is not None]
     targets = [uid]
     if cascade and made_from:
-        err().print(f"these files were made from {uid} and will be deleted too:", markup=False)
+        err().print(
+            f"these files were made from {shown(uid)} and will be deleted too:", markup=False
+        )
         for each in made_from:
-            err().print(f"  {each}", markup=False)
+            err().print(f"  {shown(each)}", markup=False)
         if not yes and not typer.confirm(f"delete {len(made_from) + 1} file(s)?", err=True):
             abort("nothing deleted")
         targets += made_from
     for each in reversed(targets):  # downstream first, so no file outlives its input's record
         data_lake.delete(each)
-        err().print(f"deleted {each}", markup=False)
+        err().print(f"deleted {shown(each)}", markup=False)
     if made_from and not cascade:
         warn(
-            f"{len(made_from)} file(s) made from {uid} now have a missing input: "
-            f"{', '.join(made_from)} (use --cascade to delete them too)"
+            f"{len(made_from)} file(s) made from {shown(uid)} now have a missing input: "
+            f"{', '.join(shown(each) for each in made_from)} (use --cascade to delete them too)"
         )

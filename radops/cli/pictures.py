@@ -1,7 +1,10 @@
 """Pictures of a lineage graph: Mermaid, Graphviz DOT and a self-contained HTML page.
 
-Every uid, job name and parameter is user data: each format escapes it its own way, and links
-are only ever made to ``http``, ``https`` and ``file`` URLs.
+Every uid, job name and parameter is user data, read from the lake: characters that are not
+printable are first written as escapes (:func:`radops.escape.escape`), so that nothing in them
+acts on a terminal the picture is printed on, or reorders what a browser shows; then each
+format escapes the text its own way. Links are only ever made to ``http``, ``https`` and
+``file`` URLs.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from urllib.parse import quote
 
+from radops.escape import escape
 from radops.lineage.graph import FileNode, LineageGraph, Node, RunNode
 
 __all__ = ["FORMATS", "dot", "html_page", "mermaid", "render", "safe_link"]
@@ -43,14 +47,18 @@ def _time(text: str) -> str:
 
 
 def _lines(node: Node) -> list[str]:
-    """The label of a node, line by line."""
+    """The label of a node, line by line (escaped)."""
     if isinstance(node, RunNode):
-        return [node.job, _time(node.event_time)]
-    return [node.name]
+        return [escape(node.job), escape(_time(node.event_time))]
+    return [escape(node.name)]
 
 
 def _details(node: Node) -> list[tuple[str, str]]:
-    """What the details panel and tooltips say about a node."""
+    """What the details panel and tooltips say about a node (values escaped)."""
+    return [(name, escape(value)) for name, value in _raw_details(node)]
+
+
+def _raw_details(node: Node) -> list[tuple[str, str]]:
     if isinstance(node, FileNode):
         if node.external:
             return [("input from outside the lake", node.name)]
@@ -226,7 +234,7 @@ def _page_data(graph: LineageGraph) -> dict[str, object]:
             }
         )
     edges = [[ids[edge.source], ids[edge.target]] for edge in graph.edges]
-    return {"root": graph.root_file.name, "nodes": nodes, "edges": edges}
+    return {"root": escape(graph.root_file.name), "nodes": nodes, "edges": edges}
 
 
 _CSS = """
@@ -430,7 +438,7 @@ def html_page(graph: LineageGraph) -> str:
     Its Content-Security-Policy forbids every request and allows only its own style and
     script (by hash), so even a page edited afterwards cannot fetch anything.
     """
-    root = html.escape(graph.root_file.name)
+    root = html.escape(escape(graph.root_file.name))
     policy = (
         f"default-src 'none'; style-src {_csp_hash(_CSS)}; script-src {_csp_hash(_JS)}; "
         "base-uri 'none'; form-action 'none'"

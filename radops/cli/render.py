@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CreationSummary", "render_creation", "summarize"]
 
+from radops.escape import escape
+
 # Re-exported: reading events belongs to radops.lineage, drawing them to the CLI.
 from radops.lineage.summary import CreationSummary, summarize
 
@@ -21,6 +23,9 @@ _Line = tuple[str, list[tuple[int, int, str]]]
 
 
 def _styled(text: str, style: str = "") -> _Line:
+    """A line of a picture. Its text names what the lake's events say (uids, job names,
+    parameters, e-mails): escaped, so that nothing in it acts on the terminal."""
+    text = escape(text)
     return text, [(0, len(text), style)] if style else []
 
 
@@ -86,11 +91,13 @@ def render_creation(console: Console, summary: CreationSummary, uid: str | None 
     # soft_wrap: lines are never cut to the terminal's width (a piped link stays whole).
     console.print(_side_by_side(columns), soft_wrap=True)
     code, note = summary.code_description()
-    console.print(f"creation method code: {code}", markup=False, highlight=False, soft_wrap=True)
-    if note:
-        console.print(f"  note: {note}", markup=False, style="yellow", soft_wrap=True)
     console.print(
-        f"radops version: {summary.radops_version or 'unknown'}",
+        f"creation method code: {escape(code)}", markup=False, highlight=False, soft_wrap=True
+    )
+    if note:
+        console.print(f"  note: {escape(note)}", markup=False, style="yellow", soft_wrap=True)
+    console.print(
+        f"radops version: {escape(summary.radops_version or 'unknown')}",
         markup=False,
         highlight=False,
         soft_wrap=True,

@@ -20,7 +20,7 @@ from urllib.parse import quote
 from radops.errors import RadopsError
 from radops.lineage.events import function_of, radops_facet
 from radops.lineage.naming import DELETION_JOBS
-from radops.urls import redact_url
+from radops.urls import redact_in, redact_url
 
 __all__ = ["MarquezClient", "MarquezError", "MarquezIndex", "node_id"]
 
@@ -73,7 +73,9 @@ class MarquezClient:
         try:
             response = self.session.get(url, params=params, timeout=self.timeout)
         except requests.RequestException as exc:
-            raise MarquezError(f"Marquez at {self.shown} is unreachable: {exc}") from exc
+            # requests repeats the URL in some errors (InvalidURL): never its password.
+            reason = redact_in(str(exc), self.base)
+            raise MarquezError(f"Marquez at {self.shown} is unreachable: {reason}") from exc
         if response.status_code == 404 and missing_ok:
             return None
         if response.status_code >= 400:

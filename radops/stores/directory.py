@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 from radops import writers
@@ -40,7 +41,7 @@ from radops.errors import (
 from radops.integrity import CHUNK_SIZE, HashingSink
 from radops.private import make_private_dir
 from radops.stores.base import SHA256_KEY, ObjectMeta, Progress
-from radops.uids import RESERVED_PREFIX, safe_path, validate_uid
+from radops.uids import RESERVED_PREFIX, safe_path, uid_problem, validate_uid
 
 __all__ = ["STALE_CLAIM_SECONDS", "DirectoryStore"]
 
@@ -112,26 +113,30 @@ class DirectoryStore:
             stat = self._data_path(key).stat()
         except (FileNotFoundError, NotADirectoryError):
             return None
+        if not S_ISREG(stat.st_mode):
+            return None  # a folder of longer keys, or a FIFO or device put there: no object
         return self._meta_from_stat(key, stat)
 
     def _meta_from_stat(
         self, key: str, stat: os.stat_result, *, with_record: bool = True
     ) -> ObjectMeta:
-        record: dict[str, Any] = {}
-        if with_record:
-            try:
-                record = json.loads(self._meta_path(key).read_text(encoding="utf-8"))
-            except (FileNotFoundError, NotADirectoryError, ValueError):
-                record = {}  # not created by radops, or a damaged record: unverifiable
+        record = _read_record(self._meta_path(key)) if with_record else {}
+        sha256 = record.get(SHA256_KEY)
+        metadata = record.get("metadata")
         return ObjectMeta(
             key=key,
             size=stat.st_size,
-            sha256=record.get(SHA256_KEY),
+            sha256=sha256 if isinstance(sha256, str) else None,
             etag=f"{stat.st_ino}-{stat.st_mtime_ns}-{stat.st_size}",
             # The data file's mtime, set to the creation time when it was written: a listing
             # reads no sidecar, so head must say the same as a listing (one time per file).
             created=_from_ns(stat.st_mtime_ns),
-            metadata=record.get("metadata", {}),
+            # Only text, as S3 user metadata is: anything else in a sidecar is not radops'.
+            metadata={
+                name: value
+                for name, value in (metadata.items() if isinstance(metadata, dict) else ())
+                if isinstance(name, str) and isinstance(value, str)
+            },
         )
 
     def put_new(
@@ -247,6 +252,8 @@ class DirectoryStore:
             if meta_path.is_dir() or meta_path.is_symlink():
                 continue
             key = meta_path.relative_to(self._meta_root).as_posix()
+            if uid_problem(key):
+                continue  # not a sidecar radops wrote (it writes them for valid uids only)
             data_path = self._data_path(key)
             if data_path.exists():
                 continue
@@ -277,10 +284,15 @@ class DirectoryStore:
     ) -> ObjectMeta:
         data_path = self._data_path(key)
         try:
-            source = data_path.open("rb")
+            # O_NONBLOCK: a FIFO put in the lake under a key must not block the read.
+            fd = os.open(data_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
             raise FileNotInLakeError(f"{key!r} is not in the data lake {self.root}") from exc
-        with source:
+        if not S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise FileNotInLakeError(f"{key!r} is not in the data lake {self.root}")
+        os.set_blocking(fd, True)
+        with open(fd, "rb") as source:
             meta = self._meta_from_stat(key, os.fstat(source.fileno()))
             if meta.sha256 is None:
                 raise IntegrityError(
@@ -395,13 +407,40 @@ class DirectoryStore:
 _BACKGROUND_HASH_FROM = 8 * CHUNK_SIZE
 
 
+# A sidecar radops writes is a few hundred bytes; S3 caps user metadata at 2 KB.
+_MAX_RECORD_BYTES = 64 * 1024
+
+
+def _read_record(meta_path: Path) -> dict[str, Any]:
+    """The JSON object of a metadata sidecar; {} if there is none, or it is not radops'.
+
+    A sidecar is read from the lake, so it is untrusted: a FIFO is not waited on, a file
+    larger than any radops writes is not read, and only a JSON object counts.
+    """
+    try:
+        fd = os.open(meta_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return {}  # not created by radops: unverifiable
+    with open(fd, "rb") as handle:
+        if not S_ISREG(os.fstat(fd).st_mode):
+            return {}
+        data = handle.read(_MAX_RECORD_BYTES + 1)
+    if len(data) > _MAX_RECORD_BYTES:
+        return {}
+    try:
+        record = json.loads(data.decode("utf-8"))
+    except ValueError:  # a damaged record (UnicodeDecodeError is a ValueError too)
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def _writer_dead(meta_path: Path) -> bool:
     """True if the process that claimed ``meta_path`` is known to be gone."""
     try:
-        record = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        record = _read_record(meta_path)
+    except OSError:
         return False
-    metadata = record.get("metadata", {}) if isinstance(record, dict) else {}
+    metadata = record.get("metadata", {})
     return (
         writers.is_dead(metadata.get(writers.WRITER_KEY)) if isinstance(metadata, dict) else False
     )

@@ -34,7 +34,7 @@ from radops.errors import FileExistsInLakeError, FileNotInLakeError, IntegrityEr
 from radops.integrity import HashingSink, InOrderHasher
 from radops.lineage.naming import dataset_name
 from radops.stores.base import SHA256_KEY, ObjectMeta, Progress
-from radops.uids import RESERVED_PREFIX, validate_uid
+from radops.uids import RESERVED_PREFIX, uid_problem, validate_uid
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -224,7 +224,13 @@ class S3Store:
         return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
 
     def __repr__(self) -> str:
-        return f"S3Store({self.url!r}, endpoint_url={self.endpoint_url!r})"
+        return f"S3Store({self.url!r}, endpoint_url={self._endpoint()!r})"
+
+    def _endpoint(self) -> str | None:
+        """The endpoint as messages show it: never a password it may hold."""
+        from radops.urls import redact_url
+
+        return redact_url(self.endpoint_url) if self.endpoint_url else None
 
     @property
     def client(self) -> S3Client:
@@ -319,13 +325,18 @@ class S3Store:
             )
         if code:
             return StoreError(f"cannot {action} {what} in {self.url}: {code}")
+        reason = str(exc)
+        if self.endpoint_url:  # botocore repeats the endpoint URL: never its password
+            from radops.urls import redact_in
+
+            reason = redact_in(reason, self.endpoint_url)
         return StoreError(
-            f"cannot {action} {what}: {self._where()} is unreachable ({exc}); gave up after "
+            f"cannot {action} {what}: {self._where()} is unreachable ({reason}); gave up after "
             f"{_attempts(exc)}; check that the store is up and reachable, then run again"
         )
 
     def _where(self) -> str:
-        return f"{self.url} ({self.endpoint_url or 'AWS'})"
+        return f"{self.url} ({self._endpoint() or 'AWS'})"
 
     def head(self, key: str) -> ObjectMeta | None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -467,6 +478,8 @@ class S3Store:
         removed: list[str] = []
         for name in list(self.list_records("claims/")):
             key = name[len("claims/") :]
+            if uid_problem(key):
+                continue  # not a claim radops made (it claims valid uids only): not ours
             if self.head(key) is not None or self._claim_abandoned(name):
                 self._delete_record(name)
                 removed.append(f"claim of {key!r}")
