@@ -36,6 +36,7 @@ from benchmarks.harness import (
     seconds,
     throughput_row,
 )
+from benchmarks.marquez_cases import case_11, case_12, case_13
 from radops.data_lake import File, file_creator, set_default_lake
 from radops.integrity import sha256_file
 from radops.lake import DataLake
@@ -420,13 +421,16 @@ def case_6(ctx: Context) -> list[Row]:
 # -- 7. datalake lineage --depth 10 over a large graph -------------------------------------------
 
 
-def _record_graph(lake: DataLake, width: int, layers: int) -> str:
+def _record_graph(lake: DataLake, width: int, layers: int, *, calls: bool = False) -> str:
     """Record ``width * layers`` creations: each file made from 2 files of the layer before.
 
-    The events go through radops' own recorder (stored in the lake, indexed), without the
-    objects themselves (the lineage command never reads them). Returns the last uid.
+    The events go through radops' own recorder (stored in the lake, indexed, queued for a
+    consumer if one is set), without the objects themselves (the lineage command never reads
+    them). With ``calls``, each creation is a job of its own, as a ``file_creator`` call's is
+    (``<function>/<call id>`` in the lake's namespace). Returns the last uid.
     """
     from radops.lineage.events import Creation, uuid7
+    from radops.lineage.naming import call_job
 
     sha = "0" * 64
     uid = ""
@@ -441,13 +445,14 @@ def _record_graph(lake: DataLake, width: int, layers: int) -> str:
                 ]
             creation = Creation(
                 run_id=str(uuid7()),
-                job_namespace="radops",
+                job_namespace=lake.settings.namespace,
                 job_name="bench.step",
                 email="bench@example.com",
                 radops_version="bench",
                 inputs=inputs,
                 parameters={"layer": layer, "i": i},
                 outputs=[lake.dataset_ref(uid, sha, 1)],
+                call=call_job("bench.step", lake.store.url, uid) if calls else None,
             )
             lake.lineage.emit(creation, "COMPLETE")
     return uid
@@ -831,4 +836,7 @@ CASES: dict[str, Callable[[Context], list[Row]]] = {
     "8": case_8,
     "9": case_9,
     "10": case_10,
+    "11": case_11,
+    "12": case_12,
+    "13": case_13,
 }

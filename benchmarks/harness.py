@@ -20,11 +20,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from radops.lake import DataLake
 from radops.settings import Settings
 from tests.seaweed import SeaweedServer
+
+if TYPE_CHECKING:
+    from tests.marquez_server import MarquezServer
 
 EMAIL = "bench@example.com"
 BUCKET = "bench"
@@ -62,6 +65,8 @@ class Context:
     profiles: list[str] = field(default_factory=list)
     _counter: Iterator[int] = field(default_factory=itertools.count)
     _lakes: list[DataLake] = field(default_factory=list)
+    _marquez: MarquezServer | None = None
+    _marquez_missing: str | None = None
 
     @property
     def warmup(self) -> int:
@@ -86,24 +91,54 @@ class Context:
         return Settings.load(env={}, home=home, remote=remote, email=EMAIL, **overrides)
 
     def lake(self, name: str, *, s3: bool, **overrides: Any) -> DataLake:
-        lake = DataLake(self.settings(name, s3=s3, **overrides))
+        return self.lake_of(self.settings(name, s3=s3, **overrides))
+
+    def lake_of(self, settings: Settings) -> DataLake:
+        """A lake on ``settings``, closed at the end of the run."""
+        lake = DataLake(settings)
         self._lakes.append(lake)
         return lake
 
-    def machine(self, lake: DataLake, name: str) -> DataLake:
-        """Another machine (a fresh home) on the same lake."""
+    def machine(self, lake: DataLake, name: str, **overrides: Any) -> DataLake:
+        """Another machine (a fresh home) on the same lake, with settings ``overrides``."""
         home = self.root / "homes" / self.unique(name)
+        overrides.setdefault("log_level", "WARNING")
         settings = Settings.load(
             env={},
             home=home,
             remote=lake.settings.remote,
             s3_endpoint_url=lake.settings.s3_endpoint_url,
             email=EMAIL,
-            log_level="WARNING",
+            **overrides,
         )
-        other = DataLake(settings)
-        self._lakes.append(other)
-        return other
+        return self.lake_of(settings)
+
+    def marquez(self) -> MarquezServer:
+        """The real Marquez API server, started on first use (once per run), stopped by
+        :meth:`close`.
+
+        Raises:
+            MarquezUnavailable: Java, Maven, PostgreSQL or Marquez is missing (said in one
+                line); asked again, the same reason, without a second attempt.
+        """
+        from tests.marquez_server import MarquezUnavailable, start_marquez
+
+        if self._marquez_missing is not None:
+            raise MarquezUnavailable(self._marquez_missing)
+        if self._marquez is None:
+            try:
+                self._marquez = start_marquez(self.root / "marquez")
+            except MarquezUnavailable as exc:
+                self._marquez_missing = str(exc)
+                raise
+        return self._marquez
+
+    def marquez_description(self) -> str | None:
+        """Marquez's and PostgreSQL's versions, if a case started them."""
+        if self._marquez is None:
+            return None
+        postgres = self._marquez.sql("SHOW server_version")
+        return f"{self._marquez.version} on PostgreSQL {postgres}"
 
     def client(self) -> Any:
         """A plain boto3 S3 client on the server: the baseline's."""
@@ -125,9 +160,16 @@ class Context:
     def close(self) -> None:
         for lake in self._lakes:
             with contextlib.suppress(Exception):
+                lake.lineage.outbox.close()
+            with contextlib.suppress(Exception):
                 lake.lineage.close()
             with contextlib.suppress(Exception):
                 lake.local.close()
+        if self._marquez is not None:
+            try:
+                self._marquez.stop()
+            finally:
+                self._marquez.postgres.remove()
 
     # -- timing --------------------------------------------------------------------------
 

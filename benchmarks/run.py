@@ -159,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
                         flush=True,
                     )
                 print(f"  ({time.monotonic() - began:.1f} s)", file=sys.stderr, flush=True)
+            marquez = ctx.marquez_description()
+            if marquez is not None:
+                machine["Marquez"] = marquez
         finally:
             ctx.close()
             server.stop()
