@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 from radops import writers
@@ -34,6 +35,8 @@ from radops.errors import (
     FileExistsInLakeError,
     FileNotInLakeError,
     IntegrityError,
+    InvalidRecordError,
+    LocalStorageError,
     StoreError,
     UidConflictError,
 )
@@ -365,11 +368,32 @@ class DirectoryStore:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def get_record(self, name: str) -> bytes | None:
+    def get_record(self, name: str, max_bytes: int | None = None) -> bytes | None:
         try:
-            return self._record_path(name).read_bytes()
+            path = self._record_path(name)
+        except LocalStorageError:
+            raise InvalidRecordError("a symlink in its path leads outside the lake") from None
+        try:
+            # Not through a symlink, and never blocking on a FIFO planted in the lake.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise InvalidRecordError("a symbolic link, not a file") from None
+            raise StoreError(f"cannot read record {name!r} in {self.root}: {exc}") from exc
+        with os.fdopen(fd, "rb") as handle:
+            status = os.fstat(handle.fileno())
+            if not S_ISREG(status.st_mode):
+                raise InvalidRecordError("not a regular file")
+            if max_bytes is not None and status.st_size > max_bytes:
+                raise InvalidRecordError(
+                    f"{status.st_size} bytes, over the limit of {max_bytes} bytes for a record"
+                )
+            data = handle.read(-1 if max_bytes is None else max_bytes + 1)
+        if max_bytes is not None and len(data) > max_bytes:  # it grew while being read
+            raise InvalidRecordError(f"over the limit of {max_bytes} bytes for a record")
+        return data
 
     def list_records(self, prefix: str, start_after: str = "") -> Iterator[str]:
         folder = self._reserved / prefix.rstrip("/")
