@@ -56,6 +56,7 @@ log = logging.getLogger("radops")
 ORIGINATOR_KEY = "originator"
 RADOPS_VERSION_KEY = "radops-version"
 RUN_KEY = "radops-run-id"  # the run whose COMPLETE record created the object
+DIGEST_KEY = "radops-call-digest"  # the file_creator call that made it (its digest)
 
 
 class _Read:
@@ -527,7 +528,9 @@ class DataLake:
 
         An object is part of the lake once the run that uploaded it recorded COMPLETE. Until
         then it is under way, unless its run failed, its writer process on this machine is
-        gone, or it is older than ``stale_after`` (a writer on another machine).
+        gone, or it is older than ``stale_after`` (a writer on another machine). An object whose
+        record may be one that failed the checks (see ``datalake repair --dry-run``) is never
+        taken for abandoned: it counts as recorded, and stays.
         """
         meta = meta if meta is not None else self.head(uid)
         if meta is None:
@@ -540,13 +543,15 @@ class DataLake:
             return CreationState.RECORDED
         if ended is not None:  # FAIL or ABORT recorded, but the rollback did not happen
             return CreationState.ABANDONED
-        if writers.is_dead(meta.metadata.get(writers.WRITER_KEY), run_id):
-            return CreationState.ABANDONED
-        if meta.created is not None:
-            age = time.time() - meta.created.timestamp()
-            if age > self.settings.stale_after:
-                return CreationState.ABANDONED
-        return CreationState.UNDER_WAY
+        gone = writers.is_dead(meta.metadata.get(writers.WRITER_KEY), run_id)
+        created = meta.created.timestamp() if meta.created is not None else None
+        if not gone and (created is None or time.time() - created <= self.settings.stale_after):
+            return CreationState.UNDER_WAY
+        if self.lineage.rejected_for(run_id, created, 2 * self.settings.stale_after):
+            # Its record may be one the checks refused (damaged, or written by a radops that
+            # writes what this one cannot read): the object stays. Nothing is skipped on it.
+            return CreationState.RECORDED
+        return CreationState.ABANDONED
 
     def remove_abandoned(self, uid: str, meta: ObjectMeta) -> bool:
         """Remove an object whose creation was abandoned, and its local copy.
