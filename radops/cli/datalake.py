@@ -422,7 +422,8 @@ def repair(
 
     An object whose creation was never recorded is removed once its writer is known dead (on
     this machine) or older than RADOPS_STALE_AFTER; a recorded file missing from the lake gets
-    its deletion recorded. Creations still under way are left alone.
+    its deletion recorded. Creations still under way are left alone. Lineage records that fail
+    radops' checks (too large, not JSON, missing fields) are listed, never removed.
     """
     from radops.repair import repair as repair_lake
 
@@ -440,10 +441,15 @@ def repair(
         sys.stdout.write(f"swept {what}\n")
     for uid in report.under_way:
         sys.stdout.write(f"{uid}: creation under way, left alone\n")
+    for key, reason in report.ignored_records:
+        sys.stdout.write(f"ignored lineage record {key}: {reason}\n")
+    for key in report.future_records:
+        sys.stdout.write(f"lineage record {key} is named for a later time: read once it comes\n")
+    ignored = len(report.ignored_records)
     err().print(
         f"checked {report.checked} file(s): {len(report.abandoned)} unrecorded, "
         f"{len(report.lost)} lost, {len(report.swept)} leftover(s) swept, "
-        f"{len(report.under_way)} under way",
+        f"{len(report.under_way)} under way; {ignored} lineage record(s) ignored",
         markup=False,
     )
 
