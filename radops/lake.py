@@ -420,13 +420,21 @@ class DataLake:
         inputs: list[DatasetRef] | None = None,
         parameters: dict[str, Any] | None = None,
         progress: Progress | None = None,
+        delete_stale: bool = False,
     ) -> ObjectMeta:
         """Create ``uid`` from ``tmp`` and record the creation as a run of ``job``.
 
         For creations outside ``file_creator``: ``File.open("w")`` and ``datalake add``.
+        A uid that was deleted takes other bytes than its last ones only once nothing made
+        from those is left in the lake (see :meth:`stale_dependants`); ``delete_stale``
+        deletes what is left first (each deletion recorded), instead of refusing.
+
+        Raises:
+            UidReuseError: files made from the uid's old bytes are in the lake.
         """
         from radops.lineage.events import uuid7
 
+        self._check_reuse(uid, sha256, delete_stale)
         run_id = str(uuid7())
         creation = self.command_creation(
             job, run_id, uid, inputs=inputs or [], parameters=parameters or {}
@@ -604,11 +612,22 @@ class DataLake:
             pause = min(pause * 2, 1.0)
 
     def add_file(
-        self, source: Path, uid: str, *, move: bool = False, progress: Progress | None = None
+        self,
+        source: Path,
+        uid: str,
+        *,
+        move: bool = False,
+        progress: Progress | None = None,
+        delete_stale: bool = False,
     ) -> ObjectMeta:
         """Add a local file as ``uid``, copying it (or moving it with ``move=True``).
 
-        A moved source is removed only once the file is safely in the lake.
+        A moved source is removed only once the file is safely in the lake. ``delete_stale``:
+        see :meth:`create`.
+
+        Raises:
+            FileExistsInLakeError: ``uid`` exists.
+            UidReuseError: ``uid`` was deleted, and files made from its old bytes remain.
         """
         validate_uid(uid)
         source = Path(source)
@@ -633,6 +652,7 @@ class DataLake:
                 inputs=[source_ref],
                 parameters={"source": str(source), "move": move},
                 progress=progress,
+                delete_stale=delete_stale,
             )
         finally:
             self.local.discard(tmp)
@@ -640,8 +660,16 @@ class DataLake:
             source.unlink()
         return meta
 
-    def add_url(self, url: str, uid: str, *, progress: Progress | None = None) -> ObjectMeta:
-        """Download ``url`` (http or https) and add it as ``uid``."""
+    def add_url(
+        self,
+        url: str,
+        uid: str,
+        *,
+        progress: Progress | None = None,
+        delete_stale: bool = False,
+    ) -> ObjectMeta:
+        """Download ``url`` (http or https) and add it as ``uid`` (``delete_stale``: see
+        :meth:`create`)."""
         from radops.urls import fetch_url, public_url, redact_url
 
         validate_uid(uid)
@@ -666,6 +694,7 @@ class DataLake:
                 inputs=[source_ref],
                 parameters={"source": redact_url(url)},
                 progress=progress,
+                delete_stale=delete_stale,
             )
         finally:
             self.local.discard(tmp)
@@ -714,6 +743,58 @@ class DataLake:
                         found.append(output)
                         frontier.append(output)
         return found
+
+    def stale_dependants(self, uid: str, sha256: str) -> list[str]:
+        """Files in the lake made from other bytes of ``uid`` than ``sha256``, and what was made
+        from them: what ``sha256`` under ``uid`` would leave stale, in the order they were made.
+
+        A file counts if a run that read an earlier ``uid`` recorded other bytes for it (or
+        none), and made the file, which the lake still holds as that run's.
+        """
+        from radops.skipping import recorded_sha256
+
+        lineage = self.lineage
+        lineage.runs_using(uid)  # synced once per process
+        if lineage.index.runs_using(uid):
+            lineage.sync()  # the uid has a past: be current about it
+        stale: list[str] = []
+        for event in lineage.index.runs_using(uid):
+            if recorded_sha256(self, event, uid) == sha256:
+                continue  # made from these very bytes: they stay valid
+            run_id = event["run"]["runId"]
+            for output in radops_outputs(event):
+                meta = self.head(output)
+                if meta is None or meta.metadata.get(RUN_KEY) != run_id or output in stale:
+                    continue
+                stale.append(output)
+                stale += [
+                    each
+                    for each in self.downstream(output)
+                    if each not in stale and self.head(each) is not None
+                ]
+        return stale
+
+    def _check_reuse(self, uid: str, sha256: str, delete_stale: bool) -> None:
+        """Refuse (or, with ``delete_stale``, clear the way for) other bytes under ``uid``
+        while files made from its old bytes are in the lake."""
+        from radops.errors import UidReuseError
+
+        stale = self.stale_dependants(uid, sha256)
+        if not stale:
+            return
+        if delete_stale:
+            for each in reversed(stale):  # what was made last first: no file outlives its input
+                log.warning("deleting %s: it was made from the old bytes of %s", each, uid)
+                self.delete(each)
+            return
+        shown = ", ".join(stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
+        raise UidReuseError(
+            f"{uid!r} was deleted, and {len(stale)} file(s) made from its old bytes are still "
+            f"in the data lake {self.store.url}: {shown}. Other bytes under the same uid would "
+            "leave them stale, so nothing was added. Delete them first (`radops datalake rm "
+            f"{stale[0]} --cascade`), add the new bytes under a new uid, or let radops delete "
+            "them (`radops datalake add --delete-stale`, delete_stale=True)"
+        )
 
     # -- listing and local state ----------------------------------------------------------------
 

@@ -101,11 +101,18 @@ def add(
     ),
     copy: bool = typer.Option(False, "--copy", help="Copy the file into local storage (default)."),
     move: bool = typer.Option(False, "--move", help="Move the file into local storage."),
+    delete_stale: bool = typer.Option(
+        False,
+        "--delete-stale",
+        help="If a uid was deleted and files made from its old bytes remain, delete them "
+        "(recorded) instead of refusing.",
+    ),
 ) -> None:
     """Add a local file, every file of a directory, or a URL to the data lake.
 
     The uid is PREFIX/UID, or PREFIX/<name> without UID; a directory's files keep their
-    paths relative to it. Symlinks inside a directory are skipped, never followed.
+    paths relative to it. Symlinks inside a directory are skipped, never followed. A uid that
+    was deleted takes other bytes only once nothing made from its old bytes is left.
     """
     from radops.sources import join_prefix, url_name
     from radops.urls import is_url
@@ -120,23 +127,27 @@ def add(
 
         target = join_prefix(prefix, uid or url_name(source))
         with progress_bar(f"downloading {redact_url(source)}", None) as progress:
-            meta = data_lake.add_url(source, target, progress=progress)
+            meta = data_lake.add_url(source, target, progress=progress, delete_stale=delete_stale)
         err().print(f"added {target} ({meta.size} bytes) to {data_lake.store.url}", markup=False)
         return
     path = Path(source)
     if path.is_dir() and not path.is_symlink():
         if uid is not None:
             abort("a directory is added under --prefix, not as one UID", code=2)
-        _add_directory(data_lake, path, prefix, move)
+        _add_directory(data_lake, path, prefix, move, delete_stale)
         return
     target = join_prefix(prefix, uid or path.name)
     size = path.stat().st_size if path.is_file() else None
     with progress_bar(f"uploading {target}", size) as progress:
-        meta = data_lake.add_file(path, target, move=move, progress=progress)
+        meta = data_lake.add_file(
+            path, target, move=move, progress=progress, delete_stale=delete_stale
+        )
     err().print(f"added {target} ({meta.size} bytes) to {data_lake.store.url}", markup=False)
 
 
-def _add_directory(data_lake: DataLake, source: Path, prefix: str, move: bool) -> None:
+def _add_directory(
+    data_lake: DataLake, source: Path, prefix: str, move: bool, delete_stale: bool
+) -> None:
     """Add every regular file under ``source``: all uids checked free before the first upload."""
     from radops.sources import plan_directory
 
@@ -154,7 +165,9 @@ def _add_directory(data_lake: DataLake, source: Path, prefix: str, move: bool) -
     total = 0
     for path, uid in files:
         with progress_bar(f"uploading {uid}", path.stat().st_size) as progress:
-            meta = data_lake.add_file(path, uid, move=move, progress=progress)
+            meta = data_lake.add_file(
+                path, uid, move=move, progress=progress, delete_stale=delete_stale
+            )
         total += meta.size
         sys.stdout.write(f"{uid}\n")
     err().print(
