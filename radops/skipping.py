@@ -29,6 +29,7 @@ import attrs
 
 from radops.lake import DIGEST_KEY, RUN_KEY, CreationState
 from radops.lineage.events import radops_facet
+from radops.lineage.validate import returned_files
 
 if TYPE_CHECKING:
     from radops.lake import DataLake
@@ -37,8 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["Evidence", "Skip", "check_declared", "check_winner", "find_skip"]
 
 log = logging.getLogger("radops")
-
-FILE_MARKER = "radops.File"
 
 
 def _outputs_error(message: str) -> Exception:
@@ -153,19 +152,6 @@ def changed_inputs(
     return changed
 
 
-def _returned_files(value: Any) -> Iterable[str]:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if set(item) == {FILE_MARKER}:
-                yield item[FILE_MARKER]
-            else:
-                stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-
-
 def _claims(
     record: Mapping[str, Any], digest: str, prefix: str | None, inputs: Sequence[str]
 ) -> str | None:
@@ -185,7 +171,7 @@ def _claims(
     if missing:
         return f"it does not name the call's input(s) {', '.join(missing[:3])}"
     known = set(outputs) | recorded_inputs
-    strange = [uid for uid in _returned_files(facet.get("returned")) if uid not in known]
+    strange = [uid for uid in returned_files(record) if uid not in known]
     if strange:
         return f"its return value names {', '.join(strange[:3])}, neither output nor input"
     return None
@@ -240,7 +226,9 @@ def find_skip(
         runs = {str(meta.metadata.get(RUN_KEY)) for meta in found.values()}
         if runs != {run_id}:
             for other in sorted(runs - {run_id, "None"}):
-                discovered.extend(lake.lineage.creations_by(present[0], other))
+                discovered.extend(
+                    lake.lineage.creations_by(present[0], other, created=_created(found))
+                )
             reasons.append(f"the outputs in the data lake were made by another run than {run_id}")
             continue
         if len(present) < len(outputs):
@@ -292,7 +280,9 @@ def check_declared(
         uids = [uid for uid, run in runs.items() if run == run_id]
         made = [
             record
-            for record in lake.lineage.creations_by(uids[0], run_id)
+            for record in lake.lineage.creations_by(
+                uids[0], run_id, created=_created({uid: metas[uid] for uid in uids})
+            )
             if _claims(record, digest, None, list(now)) is None
             and set(uids) <= set(radops_facet(record).get("outputs", []))
         ]
@@ -355,3 +345,9 @@ def _bounded(
         if count >= limit:
             return
         yield record
+
+
+def _created(metas: Mapping[str, ObjectMeta]) -> float | None:
+    """The earliest upload time of these objects (a record of their run is written after)."""
+    times = [meta.created.timestamp() for meta in metas.values() if meta.created is not None]
+    return min(times) if times else None

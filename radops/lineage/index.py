@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS events (
     call_digest TEXT,
     body TEXT NOT NULL,
     body_sha TEXT NOT NULL,
+    record TEXT,
     PRIMARY KEY (run_id, event_type, body_sha)
 );
 CREATE INDEX IF NOT EXISTS events_call ON events (call_digest);
@@ -153,13 +154,16 @@ class LineageIndex:
         """Index events in one transaction; returns how many were new.
 
         ``records`` names the lake records the events were read from, so a later sync does
-        not fetch them again. Indexing an event again is a no-op; another event of the same
-        run and type is indexed beside it.
+        not fetch them again; when it names one per event, each event remembers its record
+        (the order records were written in decides between copies, see :meth:`calls`).
+        Indexing an event again is a no-op; another event of the same run and type is indexed
+        beside it.
 
         Raises:
             InvalidRecordError: an event lacks a field radops relies on (nothing is indexed).
         """
-        rows = [_row(event) for event in events]
+        names: Sequence[str | None] = records if len(records) == len(events) else ()
+        rows = [_row(event, names[i] if names else None) for i, event in enumerate(events)]
         added = 0
         with self._lock, self._sql("index lineage events"):
             db = self.db
@@ -179,7 +183,7 @@ class LineageIndex:
 
     def _add(self, db: sqlite3.Connection, row: _Row) -> int:
         cursor = db.execute(
-            "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 row.run_id,
                 row.event_type,
@@ -188,6 +192,7 @@ class LineageIndex:
                 row.call_digest,
                 row.body,
                 hashlib.sha256(row.body.encode("utf-8")).hexdigest(),
+                row.record,
             ),
         )
         if cursor.rowcount == 0:
@@ -244,14 +249,19 @@ class LineageIndex:
 
     def run_events(self, run_id: str, event_type: str = "COMPLETE") -> list[dict[str, Any]]:
         """The events of ``run_id`` of this type (more than one only if a record was copied
-        with another's run id), earliest first."""
+        with another's run id), in the order their records were written: by the UUIDv7 of
+        their names (``events/<day>/`` is 18 characters), then, for events that were never
+        lake records, in the order they were indexed."""
+        return [event for _, event in self._run_events(run_id, event_type)]
+
+    def _run_events(self, run_id: str, event_type: str) -> list[tuple[str | None, dict[str, Any]]]:
         with self._lock:
             rows = self.db.execute(
-                "SELECT body FROM events WHERE run_id = ? AND event_type = ? "
-                "ORDER BY event_time, rowid",
+                "SELECT record, body FROM events WHERE run_id = ? AND event_type = ? "
+                "ORDER BY record IS NULL, substr(record, 19), rowid",
                 (run_id, event_type),
             ).fetchall()
-        return [json.loads(row[0]) for row in rows]
+        return [(row[0], json.loads(row[1])) for row in rows]
 
     def creation_of(self, uid: str) -> dict[str, Any] | None:
         """The COMPLETE event that the index holds as the latest creation of ``uid``.
@@ -269,13 +279,14 @@ class LineageIndex:
         if row is None or row[1] == "DROP":
             return None
         made = self.creations_by(uid, row[0])
-        return made[0] if made else None
+        return made[0][1] if made else None
 
-    def creations_by(self, uid: str, run_id: str) -> list[dict[str, Any]]:
-        """The COMPLETE events of ``run_id`` that record the creation of ``uid``."""
+    def creations_by(self, uid: str, run_id: str) -> list[tuple[str | None, dict[str, Any]]]:
+        """The COMPLETE events of ``run_id`` that record the creation of ``uid``, each with the
+        name of its lake record (None: not read from the lake), in the order written."""
         return [
-            event
-            for event in self.run_events(run_id)
+            (record, event)
+            for record, event in self._run_events(run_id, "COMPLETE")
             if uid in radops_facet(event).get("outputs", []) and _lifecycle(event) == "CREATE"
         ]
 
@@ -316,15 +327,16 @@ class LineageIndex:
         return [json.loads(row[0]) for row in rows]
 
     def calls(self, digest: str, *, limit: int = 32) -> list[dict[str, Any]]:
-        """COMPLETE events of calls with this digest, earliest first (at most ``limit``).
+        """COMPLETE events of calls with this digest, first written first (at most ``limit``).
 
-        Which one holds is for the objects to say (``file_creator``'s skip decision): a time
-        chosen by a writer never lets a record override an earlier one.
+        In the order of their records' names (UUIDv7s of the time they were written), then of
+        indexing: never by ``eventTime``, which the writer of a record chooses. Which one holds
+        is for the objects to say (``file_creator``'s skip decision).
         """
         with self._lock:
             rows = self.db.execute(
                 "SELECT body FROM events WHERE call_digest = ? AND event_type = 'COMPLETE' "
-                "ORDER BY event_time, rowid LIMIT ?",
+                "ORDER BY record IS NULL, substr(record, 19), rowid LIMIT ?",
                 (digest, limit),
             ).fetchall()
         return [json.loads(row[0]) for row in rows]
@@ -390,9 +402,10 @@ class _Row:
     lifecycle: str
     outputs: tuple[str, ...]
     inputs: tuple[str, ...]
+    record: str | None
 
 
-def _row(event: Mapping[str, Any]) -> _Row:
+def _row(event: Mapping[str, Any], record: str | None) -> _Row:
     check_event(event)
     facet = radops_facet(event)
     return _Row(
@@ -405,6 +418,7 @@ def _row(event: Mapping[str, Any]) -> _Row:
         lifecycle=_lifecycle(event),
         outputs=tuple(facet.get("outputs", [])),
         inputs=tuple(facet.get("inputs", [])),
+        record=record,
     )
 
 

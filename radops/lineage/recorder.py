@@ -24,8 +24,8 @@ from radops.errors import InvalidRecordError
 from radops.lineage.delivery import Outbox, Transport
 from radops.lineage.events import Creation, build_event, event_to_dict
 from radops.lineage.index import LineageIndex
-from radops.lineage.records import CLOCK_SKEW_MARGIN, LakeRecords
-from radops.lineage.validate import check_event, fit_record
+from radops.lineage.records import CLOCK_SKEW_MARGIN, LakeRecords, RecordName
+from radops.lineage.validate import check_event, fit_record, holds_together
 
 if TYPE_CHECKING:
     from radops.lineage.marquez import MarquezIndex
@@ -139,7 +139,9 @@ class LineageRecorder:
 
         if meta is None:
             meta = self.store.head(uid)
-        run_id = meta.metadata.get(RUN_KEY) if meta is not None else None
+        if meta is None:
+            return None
+        run_id = meta.metadata.get(RUN_KEY)
         if not run_id:
             return None
         namespace, name = self.store.dataset(uid)
@@ -148,17 +150,27 @@ class LineageRecorder:
             checked = self._checked_answer(event, f"Marquez's creation of {uid!r}")
             if checked is not None and checked.get("run", {}).get("runId") == run_id:
                 return checked
-        made = self.creations_by(uid, run_id, sync=sync)
-        return made[0] if made else None
+        created = meta.created.timestamp() if meta.created is not None else None
+        made = self.creations_by(uid, run_id, sync=sync, created=created)
+        # Of copies of one run's record, one whose return value points at a file it neither
+        # made nor read was altered: the first written of the others.
+        return next((e for e in made if holds_together(e)), made[0] if made else None)
 
-    def creations_by(self, uid: str, run_id: str, *, sync: bool = True) -> list[dict[str, Any]]:
+    def creations_by(
+        self, uid: str, run_id: str, *, sync: bool = True, created: float | None = None
+    ) -> list[dict[str, Any]]:
         """The COMPLETE events of ``run_id`` recording the creation of ``uid`` (from the index,
-        synced from the lake if it knows none); more than one only if a record was copied."""
+        synced from the lake if it knows none), first written first; more than one only if a
+        record was copied. ``created``: the object's upload time; a record named (written)
+        before it, less the clock-skew margin, cannot be its creation and is left out."""
         made = self.index.creations_by(uid, run_id)
         if not made and sync:
             self.sync()
             made = self.index.creations_by(uid, run_id)
-        return made
+        if created is not None:
+            earliest = created - CLOCK_SKEW_MARGIN.total_seconds()
+            made = [(name, event) for name, event in made if _written(name) >= earliest]
+        return [event for _, event in made]
 
     def calls(self, digest: str, job_name: str | None = None) -> Iterator[dict[str, Any]]:
         """COMPLETE events of calls with this digest: Marquez's answer first (if set), then the
@@ -217,3 +229,13 @@ class LineageRecorder:
     def close(self) -> None:
         """Close the index."""
         self.index.close()
+
+
+def _written(record: str | None) -> float:
+    """When the lake record ``record`` was written, by its name (+inf if unknown: kept)."""
+    if record is None:
+        return float("inf")
+    try:
+        return RecordName.parse(record).written.timestamp()
+    except InvalidRecordError:
+        return float("inf")

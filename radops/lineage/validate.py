@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -31,7 +31,9 @@ __all__ = [
     "check_event",
     "event_time",
     "fit_record",
+    "holds_together",
     "parse_record",
+    "returned_files",
     "run_id_in",
 ]
 
@@ -157,16 +159,25 @@ def event_time(event: Mapping[str, Any]) -> str:
 
 
 def _check_depth(event: dict[str, Any]) -> None:
-    """Refuse nesting deeper than :data:`MAX_NESTING` (code walking the event recurses)."""
-    stack: list[tuple[Any, int]] = [(event, 1)]
+    """Refuse nesting deeper than :data:`MAX_NESTING` (code walking the event recurses).
+
+    Depth first with one iterator per level: memory grows with the depth, not the size.
+    """
+    stack: list[Iterator[Any]] = [iter(event.values())]
     while stack:
-        value, depth = stack.pop()
-        if depth > MAX_NESTING:
-            raise InvalidRecordError(f"nested deeper than {MAX_NESTING} levels")
-        if isinstance(value, dict):
-            stack.extend((item, depth + 1) for item in value.values() if _container(item))
-        elif isinstance(value, list):
-            stack.extend((item, depth + 1) for item in value if _container(item))
+        for item in stack[-1]:
+            if isinstance(item, dict):
+                children: Iterator[Any] = iter(item.values())
+            elif isinstance(item, list):
+                children = iter(item)
+            else:
+                continue
+            if len(stack) >= MAX_NESTING:
+                raise InvalidRecordError(f"nested deeper than {MAX_NESTING} levels")
+            stack.append(children)
+            break
+        else:
+            stack.pop()
 
 
 def _container(value: Any) -> bool:
@@ -214,6 +225,37 @@ def _check_radops_facet(facet: Mapping[str, Any], where: str) -> None:
         if not _is_uid(uid) or not (isinstance(sha256, str) and _HEX64.fullmatch(sha256)):
             raise InvalidRecordError(f"{where}.inputSha256 does not map uids to sha256s")
     _check_files(facet.get("returned"), f"{where}.returned")
+
+
+def returned_files(event: Mapping[str, Any]) -> list[str]:
+    """The uids of the files in the return value radops' facet records."""
+    found: list[str] = []
+    stack = [_radops_facet(event).get("returned")]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if set(item) == {_FILE_MARKER}:
+                found.append(item[_FILE_MARKER])
+            else:
+                stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+def holds_together(event: Mapping[str, Any]) -> bool:
+    """True if the files the event's return value names are among its outputs and inputs (a
+    function returns what it made or read; a record whose return value points elsewhere was
+    altered)."""
+    facet = _radops_facet(event)
+    known = set(facet.get("outputs", [])) | set(facet.get("inputs", []))
+    return all(uid in known for uid in returned_files(event))
+
+
+def _radops_facet(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    from radops.lineage.events import radops_facet
+
+    return radops_facet(event)
 
 
 def _check_files(value: Any, where: str) -> None:
