@@ -150,20 +150,26 @@ class LineageIndex:
         """
         return self.add_many([event]) > 0
 
-    def add_many(self, events: Sequence[Mapping[str, Any]], records: Sequence[str] = ()) -> int:
+    def add_many(
+        self,
+        events: Sequence[Mapping[str, Any]],
+        records: Sequence[str] = (),
+        *,
+        checked: bool = False,
+    ) -> int:
         """Index events in one transaction; returns how many were new.
 
         ``records`` names the lake records the events were read from, so a later sync does
         not fetch them again; when it names one per event, each event remembers its record
         (the order records were written in decides between copies, see :meth:`calls`).
         Indexing an event again is a no-op; another event of the same run and type is indexed
-        beside it.
+        beside it. ``checked``: the caller checked the events already (a sync), or made them.
 
         Raises:
             InvalidRecordError: an event lacks a field radops relies on (nothing is indexed).
         """
         names: Sequence[str | None] = records if len(records) == len(events) else ()
-        rows = [_row(event, names[i] if names else None) for i, event in enumerate(events)]
+        rows = [_row(event, names[i] if names else None, checked) for i, event in enumerate(events)]
         added = 0
         with self._lock, self._sql("index lineage events"):
             db = self.db
@@ -405,8 +411,9 @@ class _Row:
     record: str | None
 
 
-def _row(event: Mapping[str, Any], record: str | None) -> _Row:
-    check_event(event)
+def _row(event: Mapping[str, Any], record: str | None, checked: bool) -> _Row:
+    if not checked:
+        check_event(event)
     facet = radops_facet(event)
     return _Row(
         run_id=event["run"]["runId"],

@@ -83,7 +83,7 @@ class LineageRecorder:
         keep = state != "START" if store_in_lake is None else store_in_lake
         name = self.records.write(event) if keep else None
         try:
-            self.index.add_many([event], records=[name] if name else [])
+            self.index.add_many([event], records=[name] if name else [], checked=True)
         except (OSError, sqlite3.Error) as exc:
             # The index is a cache of the lake's records: the next sync repairs the gap, so a
             # full or read-only local disk must not undo a creation that is safely recorded.

@@ -79,7 +79,7 @@ class RecordName:
             )
         day, record_id = match.groups()
         try:
-            folder = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+            folder = datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
         except ValueError:
             raise InvalidRecordError("its day folder is not a date") from None
         millis = int(record_id.replace("-", "")[:12], 16)
@@ -255,7 +255,7 @@ class _Batch:
 
     def flush(self) -> None:
         if self.events:
-            self.added += self.index.add_many(self.events, records=self.names)
+            self.added += self.index.add_many(self.events, records=self.names, checked=True)
         if self.rejected:
             self.index.reject(self.rejected)
         self.events, self.names, self.rejected, self.size = [], [], [], 0
