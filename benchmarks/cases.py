@@ -423,12 +423,19 @@ def case_6(ctx: Context) -> list[Row]:
 def _record_graph(lake: DataLake, width: int, layers: int) -> str:
     """Record ``width * layers`` creations: each file made from 2 files of the layer before.
 
-    The events go through radops' own recorder (stored in the lake, indexed), without the
-    objects themselves (the lineage command never reads them). Returns the last uid.
+    The events go through radops' own recorder (stored in the lake, indexed), and each file
+    is a 1-byte object naming its run (the lineage command asks each object which run made
+    it). Returns the last uid.
     """
+    import hashlib
+
+    from radops.lake import RUN_KEY
     from radops.lineage.events import Creation, uuid7
 
-    sha = "0" * 64
+    byte = lake.settings.tmp_dir / "one-byte"
+    byte.parent.mkdir(parents=True, exist_ok=True)
+    byte.write_bytes(b"x")
+    sha = hashlib.sha256(b"x").hexdigest()
     uid = ""
     for layer in range(layers):
         for i in range(width):
@@ -449,6 +456,7 @@ def _record_graph(lake: DataLake, width: int, layers: int) -> str:
                 parameters={"layer": layer, "i": i},
                 outputs=[lake.dataset_ref(uid, sha, 1)],
             )
+            lake.store.put_new(byte, uid, sha256=sha, metadata={RUN_KEY: creation.run_id})
             lake.lineage.emit(creation, "COMPLETE")
     return uid
 

@@ -10,10 +10,12 @@ from radops.errors import (
     FileExistsInLakeError,
     FileNotInLakeError,
     IntegrityError,
+    InvalidRecordError,
     InvalidUidError,
     LocalStorageError,
     RadopsError,
     StoreError,
+    UidReuseError,
 )
 
 try:
@@ -27,9 +29,11 @@ __all__ = [
     "FileExistsInLakeError",
     "FileNotInLakeError",
     "IntegrityError",
+    "InvalidRecordError",
     "InvalidUidError",
     "LocalStorageError",
     "RadopsError",
     "StoreError",
+    "UidReuseError",
     "__version__",
 ]

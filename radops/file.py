@@ -266,7 +266,7 @@ class File:
                 True,
                 lake.store.url,
                 dict(meta.metadata),
-                lake.lineage.creation_of(self._uid),
+                lake.lineage.creation_of(self._uid, meta),
             )
         entry = lake.local.entry(self._uid)
         stat = lake.local.stat(self._uid)

@@ -49,7 +49,7 @@ RADOPS_FACET = "radops_run"
 #: The key radops used before, still read in records written by earlier versions.
 _LEGACY_FACET = "radops"
 RADOPS_FACET_SCHEMA_URL = (
-    "https://radops.dev/spec/facets/1-0-0/RadopsRunFacet.json#/$defs/RadopsRunFacet"
+    "https://radops.dev/spec/facets/1-1-0/RadopsRunFacet.json#/$defs/RadopsRunFacet"
 )
 
 
@@ -170,6 +170,7 @@ def _radops_facet_class() -> type:
         callDigest: str | None = attrs.field(default=None)
         outputs: list[str] = attrs.field(factory=list)
         inputs: list[str] = attrs.field(factory=list)
+        inputSha256: dict[str, str] = attrs.field(factory=dict)
         returned: Any = attrs.field(default=None)
         codeWarning: str | None = attrs.field(default=None)
         extra: dict[str, Any] = attrs.field(factory=dict)
@@ -231,6 +232,7 @@ def build_event(
             callDigest=creation.call_digest,
             outputs=[ref.uid for ref in creation.outputs if ref.uid],
             inputs=[ref.uid for ref in creation.inputs if ref.uid],
+            inputSha256={ref.uid: ref.sha256 for ref in creation.inputs if ref.uid and ref.sha256},
             returned=_json(creation.returned),
             codeWarning=_text(source.warning) if source and source.warning else None,
             extra=_json(dict(creation.extra)),
