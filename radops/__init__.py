@@ -17,6 +17,7 @@ from radops.errors import (
     StoreError,
     UidReuseError,
 )
+from radops.lineage.parents import parent_run
 
 try:
     from radops._version import __version__
@@ -36,4 +37,5 @@ __all__ = [
     "StoreError",
     "UidReuseError",
     "__version__",
+    "parent_run",
 ]

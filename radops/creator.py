@@ -402,6 +402,7 @@ class _Step:
         now: dict[str, str | None],
     ) -> Any:
         from radops.lineage.events import Creation, uuid7
+        from radops.lineage.parents import current_parent
 
         call = call_job(self.job_name, lake.store.url, digest, *(explicit or ()))
         source = self.source
@@ -432,6 +433,7 @@ class _Step:
             inputs=[lake.dataset_ref(f.uid, sha256=now.get(f.uid)) for f in _unique(inputs)],
             call_digest=digest,
             call=call,
+            parent=current_parent(),
         )
         context.inputs_now = now
         with writers.running(run_id):
@@ -445,10 +447,16 @@ class _Step:
         creation: Any,
         inputs: list[File],
     ) -> Any:
+        from radops.lineage.parents import RunRef, running
+
         lake.lineage.emit(creation, "START")
+        this_run = RunRef(creation.job_namespace, creation.job, creation.run_id)
         token = _active.set(context)
         try:
-            result = self.function(*bound.args, **bound.kwargs)
+            # Steps called from the function (or from Dask tasks it submits) name this run
+            # as their parent.
+            with running(this_run, creation.parent):
+                result = self.function(*bound.args, **bound.kwargs)
         except BaseException as exc:
             _active.reset(token)
             context.ended = True

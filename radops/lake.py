@@ -295,7 +295,9 @@ class DataLake:
     def command_creation(self, job: str, run_id: str, uid: str, **fields: Any) -> Creation:
         """A creation (or deletion) of ``uid`` by a radops command: its job is that uid's."""
         from radops.lineage.events import Creation
+        from radops.lineage.parents import current_parent
 
+        fields.setdefault("parent", current_parent())
         return Creation(
             run_id=run_id,
             job_namespace=self.settings.namespace,

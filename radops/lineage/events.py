@@ -28,6 +28,7 @@ import attrs
 if TYPE_CHECKING:
     from openlineage.client.event_v2 import RunEvent
 
+    from radops.lineage.parents import ParentRun
     from radops.lineage.source import SourceInfo
 
 __all__ = [
@@ -143,6 +144,7 @@ class Creation:
     extra: Mapping[str, Any] = attrs.field(factory=dict)
     call: str | None = None
     job_type: str = "FILE_CREATOR"
+    parent: ParentRun | None = None  # the run that started this one (the ``parent`` facet)
 
     @property
     def job(self) -> str:
@@ -204,6 +206,7 @@ def build_event(
         job_type_job,
         lifecycle_state_change_dataset,
         output_statistics_output_dataset,
+        parent_run,
         processing_engine_run,
         source_code_job,
         source_code_location_job,
@@ -239,6 +242,19 @@ def build_event(
             producer=made_by,
         ),
     }
+    if creation.parent is not None:
+        parent, root = creation.parent.run, creation.parent.root
+        run_facets["parent"] = parent_run.ParentRunFacet(
+            run=parent_run.Run(runId=parent.run_id),
+            job=parent_run.Job(namespace=_text(parent.namespace), name=_text(parent.job)),
+            root=parent_run.Root(
+                run=parent_run.RootRun(runId=root.run_id),
+                job=parent_run.RootJob(namespace=_text(root.namespace), name=_text(root.job)),
+            )
+            if root is not None
+            else None,
+            producer=made_by,
+        )
     if error is not None:
         run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
             message=_text(f"{type(error).__name__}: {error}"),
