@@ -316,7 +316,11 @@ class _Step:
         from radops.skipping import check_declared, find_skip
 
         if explicit is None:
-            job = call_job(self.job_name, lake.store.url, digest)
+            from radops.lineage.events import child_job
+            from radops.lineage.parents import current_parent
+
+            # The job Marquez files this call under now (under its parent, if it has one).
+            job = child_job(call_job(self.job_name, lake.store.url, digest), current_parent())
             found = find_skip(
                 lake, self.job_name, digest, lake.lineage.calls(digest, job), now, evidence
             )

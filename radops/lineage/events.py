@@ -38,6 +38,7 @@ __all__ = [
     "Creation",
     "DatasetRef",
     "build_event",
+    "child_job",
     "event_to_dict",
     "function_of",
     "producer",
@@ -148,8 +149,24 @@ class Creation:
 
     @property
     def job(self) -> str:
-        """The OpenLineage job name of the run: the call, or the function if no call is set."""
-        return self.call or self.job_name
+        """The OpenLineage job name of the run: the call, or the function if no call is set;
+        under a parent, ``<parent job>.<call>`` (:func:`child_job`)."""
+        return child_job(self.call or self.job_name, self.parent)
+
+
+def child_job(job: str, parent: ParentRun | None) -> str:
+    """The name of ``job`` run under ``parent``: ``<parent job>.<job>``.
+
+    Marquez files a run with a parent under the parent's job, as ``<parent job>.<job>`` (unless
+    the name starts so already), and finds a parent by run id *and* job name: a run named
+    otherwise in its event would be filed under another name than it sent, and the runs it
+    starts would name a parent Marquez does not know (it then makes a second job). So the
+    event carries the name Marquez gives, the convention of the Airflow integration
+    (``dag.task`` under ``dag``).
+    """
+    if parent is None or job.startswith(parent.run.job + "."):
+        return job
+    return f"{parent.run.job}.{job}"
 
 
 def _now() -> str:
