@@ -290,3 +290,70 @@ def test_the_block_wins_over_the_environment(
         inner(put(lake, "in.txt", "abc"), "!")
     start, _ = events_of(lake, "inner")
     assert parent_of(start) == ref(*AIRFLOW_TASK)
+
+
+_dask_lake: list[DataLake] = []
+
+
+def _dask_task(uid: str) -> str:
+    """A Dask task that calls a step (on a worker: no call is running in its thread)."""
+    return str(inner(File(uid, lake=_dask_lake[0]), "+task").uid)
+
+
+@file_creator
+def fan_out(src: File) -> list[File]:
+    from distributed import get_client
+
+    uids = get_client().gather(get_client().map(_dask_task, [src.uid], pure=False))
+    return [File(uid) for uid in uids]
+
+
+def test_a_step_in_a_dask_task_submitted_from_a_step_names_it_as_parent(lake: DataLake) -> None:
+    """A Dask task submitted while a call runs carries that run (a task annotation): a step
+    the task calls names it as parent, on the worker, and its root too."""
+    distributed = pytest.importorskip("distributed")
+    _dask_lake[:] = [lake]
+    try:
+        with distributed.Client(
+            processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None
+        ):
+            fan_out(put(lake, "in.txt", "abc"))
+    finally:
+        _dask_lake.clear()
+    [fan_out_start, _] = events_of(lake, "fan_out")
+    inner_start, _ = events_of(lake, "inner")
+    assert parent_of(inner_start) == {**run_of(fan_out_start), "root": run_of(fan_out_start)}
+    validate_event(inner_start)
+
+
+def test_dagster_recipe_names_the_dagster_run(lake: DataLake) -> None:
+    """docs/orchestrators.md's Dagster recipe: inside an op, the Dagster run (``context.run_id``,
+    a UUID, of the job ``context.job_name``) is the parent."""
+    dagster_run = str(uuid.uuid4())  # what context.run_id holds
+    with radops.parent_run("dagster", "wine_job", dagster_run):
+        inner(put(lake, "in.txt", "abc"), "!")
+    start, _ = events_of(lake, "inner")
+    assert parent_of(start) == ref("dagster", "wine_job", dagster_run)
+    assert start["job"]["name"].startswith(f"wine_job.{MODULE}.inner/")
+    validate_event(start)
+
+
+def test_prefect_recipe_names_the_task_run_and_the_flow_run(lake: DataLake) -> None:
+    """docs/orchestrators.md's Prefect recipe: inside a task, the task run is the parent and the
+    flow run the root (``prefect.runtime``'s ``task_run.id`` and ``flow_run.id``, UUIDs)."""
+    flow_run, task_run = str(uuid.uuid4()), str(uuid.uuid4())
+    with radops.parent_run(
+        "prefect",
+        "wine-flow.clean",
+        task_run,
+        root_namespace="prefect",
+        root_job="wine-flow",
+        root_run_id=flow_run,
+    ):
+        inner(put(lake, "in.txt", "abc"), "!")
+    start, _ = events_of(lake, "inner")
+    assert parent_of(start) == {
+        **ref("prefect", "wine-flow.clean", task_run),
+        "root": ref("prefect", "wine-flow", flow_run),
+    }
+    validate_event(start)
