@@ -357,3 +357,24 @@ def test_prefect_recipe_names_the_task_run_and_the_flow_run(lake: DataLake) -> N
         "root": ref("prefect", "wine-flow", flow_run),
     }
     validate_event(start)
+
+
+def test_lineage_shows_the_call_a_file_was_made_in(lake: DataLake, cli_env: dict[str, str]) -> None:
+    """``radops datalake lineage`` of a file made by a nested call names the outer call's run,
+    and the orchestrator's root run with its namespace."""
+    from typer.testing import CliRunner
+
+    from radops.cli.app import app
+
+    dag_ns, dag, dag_run = AIRFLOW_DAG
+    with radops.parent_run(*AIRFLOW_TASK, root_namespace=dag_ns, root_job=dag, root_run_id=dag_run):
+        outer(put(lake, "in.txt", "abc"))
+    outer_start, _ = events_of(lake, "outer")
+    [inner_output] = radops_facet(events_of(lake, "inner")[-1])["outputs"]
+    result = CliRunner().invoke(
+        app, ["datalake", "lineage", inner_output], env={**cli_env, "COLUMNS": "300"}
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert f"called from: {outer_start['job']['name']} (run {outer_start['run']['runId']})" in lines
+    assert f"root run: wine_dag (run {dag_run}, namespace airflow)" in lines
