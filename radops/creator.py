@@ -505,11 +505,15 @@ class _Step:
             DIGEST_KEY: context.digest,
             SOURCE_KEY: self.source.source_sha256,
         }
+        from radops.lineage.schemas import table_schema
+
+        # Read now: committing moves the staged files into local storage (or drops them).
+        schemas = {uid: table_schema(uid, s.tmp) for uid, s in context.staged.items()}
         committed: list[str] = []
         try:
             self._commit_all(lake, context, metadata, result, committed)
             outputs = [
-                lake.dataset_ref(uid, sha256=s.sha256, size=s.size)
+                lake.dataset_ref(uid, sha256=s.sha256, size=s.size, schema=schemas[uid])
                 for uid, s in context.staged.items()
             ]
             complete = attrs.evolve(

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from radops.file import File
     from radops.lineage.events import Creation, DatasetRef
     from radops.lineage.recorder import LineageRecorder
+    from radops.lineage.schemas import Column
     from radops.verify import VerifyResult
 
 __all__ = [
@@ -276,9 +277,14 @@ class DataLake:
         return self._lineage
 
     def dataset_ref(
-        self, uid: str, sha256: str | None = None, size: int | None = None
+        self,
+        uid: str,
+        sha256: str | None = None,
+        size: int | None = None,
+        schema: tuple[Column, ...] | None = None,
     ) -> DatasetRef:
-        """``uid`` as an OpenLineage dataset, with its sha256 (from local storage or a HEAD)."""
+        """``uid`` as an OpenLineage dataset, with its sha256 (from local storage or a HEAD)
+        and, for an output, its columns."""
         from radops.lineage.events import DatasetRef
 
         namespace, name = self.store.dataset(uid)
@@ -290,7 +296,7 @@ class DataLake:
                 meta = self.head(uid)
                 if meta is not None:
                     sha256, size = meta.sha256, meta.size
-        return DatasetRef(namespace, name, uid, sha256, size)
+        return DatasetRef(namespace, name, uid, sha256, size, schema)
 
     def command_creation(self, job: str, run_id: str, uid: str, **fields: Any) -> Creation:
         """A creation (or deletion) of ``uid`` by a radops command: its job is that uid's."""
@@ -516,8 +522,11 @@ class DataLake:
     def _create(
         self, uid: str, tmp: Path, sha256: str, creation: Creation, progress: Progress | None
     ) -> ObjectMeta:
+        from radops.lineage.schemas import table_schema
+
         run_id = creation.run_id
         self.lineage.emit(creation, "START")
+        schema = table_schema(uid, tmp)  # now: committing moves ``tmp`` into local storage
         try:
             meta = self.commit(uid, tmp, sha256, metadata={RUN_KEY: run_id}, progress=progress)
         except BaseException as exc:
@@ -526,7 +535,7 @@ class DataLake:
             except Exception:  # the store is down: the upload's own error says more
                 log.warning("could not record the failure of %s", uid, exc_info=True)
             raise
-        output = self.dataset_ref(uid, sha256=sha256, size=meta.size)
+        output = self.dataset_ref(uid, sha256=sha256, size=meta.size, schema=schema)
         try:
             self.lineage.emit(attrs.evolve(creation, outputs=[output]), "COMPLETE")
         except BaseException:

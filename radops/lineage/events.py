@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from openlineage.client.event_v2 import RunEvent
 
     from radops.lineage.parents import ParentRun
+    from radops.lineage.schemas import Column
     from radops.lineage.source import SourceInfo
 
 __all__ = [
@@ -93,6 +94,7 @@ class DatasetRef:
     uid: str | None = None
     sha256: str | None = None
     size: int | None = None
+    schema: tuple[Column, ...] | None = None  # an output's columns (a table format)
 
 
 #: ``jobType`` of each kind of radops run (OpenLineage's ``JobTypeJobFacet``).
@@ -225,6 +227,7 @@ def build_event(
         output_statistics_output_dataset,
         parent_run,
         processing_engine_run,
+        schema_dataset,
         source_code_job,
         source_code_location_job,
     )
@@ -330,6 +333,10 @@ def build_event(
                 ),
                 **version(ref),
             }
+            if ref.schema and creation.lifecycle == "CREATE":
+                facets["schema"] = schema_dataset.SchemaDatasetFacet(
+                    fields=_schema_fields(ref.schema), producer=made_by
+                )
             output_facets: dict[str, Any] = {}
             if ref.size is not None and creation.lifecycle == "CREATE":
                 output_facets["outputStatistics"] = (
@@ -357,6 +364,20 @@ def build_event(
         outputs=outputs,
         producer=made_by,
     )
+
+
+def _schema_fields(columns: Sequence[Column]) -> list[Any]:
+    """OpenLineage's ``schema`` facet fields of ``columns`` (nested ones for structs)."""
+    from openlineage.client.facet_v2 import schema_dataset
+
+    return [
+        schema_dataset.SchemaDatasetFacetFields(
+            name=_text(column.name),
+            type=_text(column.type) if column.type is not None else None,
+            fields=_schema_fields(column.fields),
+        )
+        for column in columns
+    ]
 
 
 def _text(text: str) -> str:

@@ -331,10 +331,11 @@ def record_bytes(event: Mapping[str, Any]) -> bytes:
 def fit_record(event: dict[str, Any]) -> dict[str, Any]:
     """``event`` within :data:`RECORD_MAX_BYTES`, shedding what skip decisions do not need.
 
-    In this order, until it fits: the function's source code, the error's stack trace, the
-    parameters, the return value (a skipped call then returns the output handles) and the
-    ``extra`` facet field. What was left out is listed in the radops facet's
-    ``extra["radops.omitted"]``. ``event`` itself is returned when it fits (the usual case).
+    In this order, until it fits: the outputs' columns (their ``schema`` facets), the
+    function's source code, the error's stack trace, the parameters, the return value (a
+    skipped call then returns the output handles) and the ``extra`` facet field. What was left
+    out is listed in the radops facet's ``extra["radops.omitted"]``. ``event`` itself is
+    returned when it fits (the usual case).
 
     Raises:
         InvalidRecordError: even without them the record is over the limit (it names too many
@@ -347,6 +348,8 @@ def fit_record(event: dict[str, Any]) -> dict[str, Any]:
     facet = fitted.get("run", {}).get("facets", {}).get(RADOPS_FACET)
     omitted: list[str] = []
     for part in _SHED:
+        if part == "schema" and not _has_schemas(fitted):
+            continue  # listed only when there were some: most records have none
         _shed(fitted, part)
         omitted.append(part)
         if isinstance(facet, dict):
@@ -364,7 +367,14 @@ def fit_record(event: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-_SHED = ("sourceCode", "stackTrace", "parameters", "returned", "extra")
+_SHED = ("schema", "sourceCode", "stackTrace", "parameters", "returned", "extra")
+
+
+def _has_schemas(event: dict[str, Any]) -> bool:
+    return any(
+        isinstance(output, dict) and "schema" in (output.get("facets") or {})
+        for output in event.get("outputs", [])
+    )
 
 
 def _shed(event: dict[str, Any], part: str) -> None:
@@ -372,7 +382,11 @@ def _shed(event: dict[str, Any], part: str) -> None:
     job_facets = event.get("job", {}).get("facets", {})
     run_facets = event.get("run", {}).get("facets", {})
     facet = run_facets.get(RADOPS_FACET)
-    if part == "sourceCode":
+    if part == "schema":
+        for output in event.get("outputs", []):
+            if isinstance(output, dict) and isinstance(output.get("facets"), dict):
+                output["facets"].pop("schema", None)
+    elif part == "sourceCode":
         job_facets.pop("sourceCode", None)
     elif part == "stackTrace":
         run_facets.get("errorMessage", {}).pop("stackTrace", None)
