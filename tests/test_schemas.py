@@ -20,9 +20,12 @@ import pytest
 
 from radops.data_lake import File, file_creator
 from radops.lake import DataLake, set_default_lake
+from radops.lineage.marquez import MarquezClient
 from radops.lineage.schemas import HEAD_MAX_BYTES, MAX_FIELDS, kind_of
 from radops.lineage.validate import RECORD_MAX_BYTES, fit_record
+from tests.conftest import MakeLake
 from tests.example_runs import EXAMPLES
+from tests.marquez_server import MarquezServer
 from tests.olschema import validate_event
 
 WINE_TYPES = {"class": "int64", "magnesium": "int64", "proline": "int64"}
@@ -269,3 +272,31 @@ def test_an_oversized_record_sheds_the_schemas_first() -> None:
     assert "schema" not in fitted["outputs"][0]["facets"]
     assert "sourceCode" in fitted["job"]["facets"]
     assert fitted["run"]["facets"]["radops_run"]["extra"]["radops.omitted"] == ["schema"]
+
+
+def test_marquez_shows_the_columns_of_a_dataset(
+    make_lake: MakeLake, marquez: MarquezServer, lineage_namespace: str
+) -> None:
+    """The real Marquez accepts the facet: the dataset's ``fields`` (what its web UI and
+    ``GET /api/v1/namespaces/{ns}/datasets/{name}`` show) are the file's columns."""
+    lake = make_lake("a", marquez_url=marquez.url, namespace=lineage_namespace, lineage_timeout=30)
+    put_bytes(lake, "wine/sample.csv", b"class,alcohol,name\n1,13.2,a\n")
+    set_default_lake(lake)
+    try:
+        made = write_parquet(3)
+    finally:
+        set_default_lake(None)
+    assert lake.lineage.outbox.wait(60), "events were not delivered to Marquez"
+    assert lake.lineage.outbox.rejected() == []
+
+    client = MarquezClient(marquez.url)
+    csv_set = client.dataset(*lake.store.dataset("wine/sample.csv"))
+    assert csv_set is not None
+    assert [(f["name"], f["type"]) for f in csv_set["fields"]] == [
+        ("class", "int64"),
+        ("alcohol", "double"),
+        ("name", "string"),
+    ]
+    parquet_set = client.dataset(*lake.store.dataset(made.uid))
+    assert parquet_set is not None
+    assert [f["name"] for f in parquet_set["fields"]] == ["id", "name", "score", "tags", "where"]
