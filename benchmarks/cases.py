@@ -425,14 +425,21 @@ def _record_graph(lake: DataLake, width: int, layers: int, *, calls: bool = Fals
     """Record ``width * layers`` creations: each file made from 2 files of the layer before.
 
     The events go through radops' own recorder (stored in the lake, indexed, queued for a
-    consumer if one is set), without the objects themselves (the lineage command never reads
-    them). With ``calls``, each creation is a job of its own, as a ``file_creator`` call's is
-    (``<function>/<call id>`` in the lake's namespace). Returns the last uid.
+    consumer if one is set), and each file is a 1-byte object naming its run (the lineage
+    command asks each object which run made it). With ``calls``, each creation is a job of its
+    own, as a ``file_creator`` call's is (``<function>/<call id>`` in the lake's namespace).
+    Returns the last uid.
     """
+    import hashlib
+
+    from radops.lake import RUN_KEY
     from radops.lineage.events import Creation, uuid7
     from radops.lineage.naming import call_job
 
-    sha = "0" * 64
+    byte = lake.settings.tmp_dir / "one-byte"
+    byte.parent.mkdir(parents=True, exist_ok=True)
+    byte.write_bytes(b"x")
+    sha = hashlib.sha256(b"x").hexdigest()
     uid = ""
     for layer in range(layers):
         for i in range(width):
@@ -454,6 +461,7 @@ def _record_graph(lake: DataLake, width: int, layers: int, *, calls: bool = Fals
                 outputs=[lake.dataset_ref(uid, sha, 1)],
                 call=call_job("bench.step", lake.store.url, uid) if calls else None,
             )
+            lake.store.put_new(byte, uid, sha256=sha, metadata={RUN_KEY: creation.run_id})
             lake.lineage.emit(creation, "COMPLETE")
     return uid
 

@@ -10,11 +10,14 @@ from radops.errors import (
     FileExistsInLakeError,
     FileNotInLakeError,
     IntegrityError,
+    InvalidRecordError,
     InvalidUidError,
     LocalStorageError,
     RadopsError,
     StoreError,
+    UidReuseError,
 )
+from radops.lineage.parents import parent_run
 
 try:
     from radops._version import __version__
@@ -27,9 +30,12 @@ __all__ = [
     "FileExistsInLakeError",
     "FileNotInLakeError",
     "IntegrityError",
+    "InvalidRecordError",
     "InvalidUidError",
     "LocalStorageError",
     "RadopsError",
     "StoreError",
+    "UidReuseError",
     "__version__",
+    "parent_run",
 ]

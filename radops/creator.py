@@ -27,8 +27,7 @@ from radops.errors import (
     RadopsError,
     UidConflictError,
 )
-from radops.lake import RUN_KEY, CreationState
-from radops.lineage.events import radops_facet
+from radops.lake import DIGEST_KEY, RUN_KEY, CreationState
 from radops.lineage.naming import call_job, module_name
 
 if TYPE_CHECKING:
@@ -36,6 +35,7 @@ if TYPE_CHECKING:
     from radops.lake import DataLake
     from radops.lineage.events import DatasetRef
     from radops.lineage.source import SourceInfo
+    from radops.skipping import Evidence
 
 __all__ = [
     "CallContext",
@@ -54,7 +54,8 @@ _OUTPUT_ARGS = ("output_uid", "output_uids")
 
 
 class OutputsError(RadopsError):
-    """A ``file_creator`` call's outputs are inconsistent: partly present, or not created."""
+    """A ``file_creator`` call's outputs are inconsistent: partly present, not created, made by
+    another call, or made from other bytes of its inputs than the lake holds now (stale)."""
 
 
 class UntrackedOutputError(RadopsError, ValueError):
@@ -81,6 +82,7 @@ class CallContext:
     staged: dict[str, _Staged] = attrs.field(factory=dict)
     read: list[str] = attrs.field(factory=list)
     ended: bool = False  # the function returned or raised: no more outputs
+    inputs_now: dict[str, str | None] = attrs.field(factory=dict)  # their sha256 at the start
     _counter: int = 0
 
     def implicit_uid(self, suffix: str = "") -> str:
@@ -288,52 +290,59 @@ class _Step:
         digest = call_digest(self.module, self.name, arguments, salt=self.version)
 
         single = bound.arguments.get("output_uid") is not None
-        skipped = self._try_skip(lake, digest, explicit, single)
+        from radops.skipping import Evidence
+
+        evidence = Evidence(lake)
+        # What the inputs hold now, by the lake (one HEAD each): the skip's evidence, and what
+        # the run records if the call runs.
+        now = {f.uid: evidence.input_sha256(f.uid) for f in _unique(inputs)}
+        skipped = self._try_skip(lake, digest, explicit, single, now, evidence)
         if skipped is not _RUN:
             return skipped
-        return self._run(lake, bound, digest, explicit, inputs, parameters)
+        return self._run(lake, bound, digest, explicit, inputs, parameters, now)
 
     # -- skipping ---------------------------------------------------------------------------
 
     def _try_skip(
-        self, lake: DataLake, digest: str, explicit: list[str] | None, single: bool = False
+        self,
+        lake: DataLake,
+        digest: str,
+        explicit: list[str] | None,
+        single: bool,
+        now: dict[str, str | None],
+        evidence: Evidence,
     ) -> Any:
-        recorded_run = None
-        if explicit is not None:
-            outputs = explicit
-            returned: Any = None
-        else:
-            record = lake.lineage.call(digest, call_job(self.job_name, lake.store.url, digest))
-            if record is None:
-                return _RUN
-            recorded_run = record["run"]["runId"]
-            facet = radops_facet(record)
-            outputs = list(facet.get("outputs", []))
-            returned = facet.get("returned")
-            if not outputs:
-                return _RUN
-        metas = {uid: lake.head(uid) for uid in outputs}
-        for uid, meta in metas.items():
-            if meta is None or meta.metadata.get(RUN_KEY) == recorded_run:
-                continue
-            # Uploaded by a run that has not recorded its creation: wait for it while it is
-            # under way (another process finishing this same call), drop it if abandoned.
-            settled = lake.creation_state(uid, meta) is CreationState.RECORDED
-            if not settled and lake.settle(uid) is CreationState.ABSENT:
-                metas[uid] = None
-        present = [uid for uid, meta in metas.items() if meta is not None]
-        if not present:
-            # Outputs gone from the lake (deleted, or lost): run again. A stale local copy is
-            # kept until the new output replaces it, so a failing rerun loses nothing.
-            return _RUN
-        if len(present) < len(outputs):
-            missing = [uid for uid in outputs if metas[uid] is None]
-            raise OutputsError(
-                f"{self.job_name}: some outputs are in the data lake ({', '.join(present)}) and "
-                f"others are not ({', '.join(missing)}); delete the present ones "
-                "(`radops datalake rm`) to run it again, or restore the missing ones"
+        """The call's result from the lake, or _RUN (see :mod:`radops.skipping`)."""
+        from radops.skipping import check_declared, find_skip
+
+        if explicit is None:
+            from radops.lineage.events import child_job
+            from radops.lineage.parents import current_parent
+
+            # The job Marquez files this call under now (under its parent, if it has one).
+            job = child_job(call_job(self.job_name, lake.store.url, digest), current_parent())
+            found = find_skip(
+                lake, self.job_name, digest, lake.lineage.calls(digest, job), now, evidence
             )
-        if explicit is not None:
+            if found is None:
+                return _RUN
+            outputs, returned = found.outputs, found.returned
+            metas = {uid: evidence.head(uid) for uid in outputs}
+        else:
+            outputs, returned = explicit, None
+            metas = {uid: evidence.settled(uid, None) for uid in outputs}
+            present = [uid for uid, meta in metas.items() if meta is not None]
+            if not present:
+                # Outputs gone from the lake (deleted, or lost): run again. A stale local copy
+                # is kept until the new output replaces it, so a failing rerun loses nothing.
+                return _RUN
+            if len(present) < len(outputs):
+                missing = [uid for uid in outputs if metas[uid] is None]
+                raise OutputsError(
+                    f"{self.job_name}: some outputs are in the data lake ({', '.join(present)}) "
+                    f"and others are not ({', '.join(missing)}); delete the present ones "
+                    "(`radops datalake rm`) to run it again, or restore the missing ones"
+                )
             # Declared uids say nothing about how the files were made: an output made by a
             # call with other inputs, parameters or version is not this call's result.
             foreign = [
@@ -348,6 +357,14 @@ class _Step:
                     "not by this function): data-lake files are immutable, so pass new output "
                     "uids, or delete the old files (`radops datalake rm`) to make them again"
                 )
+            check_declared(
+                lake,
+                self.job_name,
+                digest,
+                {uid: meta for uid, meta in metas.items() if meta is not None},
+                now,
+                evidence,
+            )
         for uid, meta in metas.items():
             entry = lake.local.entry(uid)
             if meta is not None and entry is not None and entry.sha256 != meta.sha256:
@@ -386,8 +403,10 @@ class _Step:
         explicit: list[str] | None,
         inputs: list[File],
         parameters: dict[str, Any],
+        now: dict[str, str | None],
     ) -> Any:
         from radops.lineage.events import Creation, uuid7
+        from radops.lineage.parents import current_parent
 
         call = call_job(self.job_name, lake.store.url, digest, *(explicit or ()))
         source = self.source
@@ -415,10 +434,12 @@ class _Step:
             radops_version=_version(),
             source=self.source,
             parameters=parameters,
-            inputs=[lake.dataset_ref(f.uid) for f in _unique(inputs)],
+            inputs=[lake.dataset_ref(f.uid, sha256=now.get(f.uid)) for f in _unique(inputs)],
             call_digest=digest,
             call=call,
+            parent=current_parent(),
         )
+        context.inputs_now = now
         with writers.running(run_id):
             return self._run_call(lake, bound, context, creation, inputs)
 
@@ -430,10 +451,16 @@ class _Step:
         creation: Any,
         inputs: list[File],
     ) -> Any:
+        from radops.lineage.parents import RunRef, running
+
         lake.lineage.emit(creation, "START")
+        this_run = RunRef(creation.job_namespace, creation.job, creation.run_id)
         token = _active.set(context)
         try:
-            result = self.function(*bound.args, **bound.kwargs)
+            # Steps called from the function (or from Dask tasks it submits) name this run
+            # as their parent.
+            with running(this_run, creation.parent):
+                result = self.function(*bound.args, **bound.kwargs)
         except BaseException as exc:
             _active.reset(token)
             context.ended = True
@@ -478,11 +505,15 @@ class _Step:
             DIGEST_KEY: context.digest,
             SOURCE_KEY: self.source.source_sha256,
         }
+        from radops.lineage.schemas import table_schema
+
+        # Read now: committing moves the staged files into local storage (or drops them).
+        schemas = {uid: table_schema(uid, s.tmp) for uid, s in context.staged.items()}
         committed: list[str] = []
         try:
             self._commit_all(lake, context, metadata, result, committed)
             outputs = [
-                lake.dataset_ref(uid, sha256=s.sha256, size=s.size)
+                lake.dataset_ref(uid, sha256=s.sha256, size=s.size, schema=schemas[uid])
                 for uid, s in context.staged.items()
             ]
             complete = attrs.evolve(
@@ -525,7 +556,11 @@ class _Step:
                     f"already made {', '.join(committed)}; delete them (`radops datalake rm`) "
                     "and run it again"
                 )
-            # Another process made the same outputs first: use theirs, as a skip would.
+            # Another process made the same outputs first: use theirs, as a skip would, if
+            # they are this call's and were made from the inputs' bytes as they are now.
+            from radops.skipping import check_winner
+
+            check_winner(lake, self.job_name, context.digest, staged.uid, context.inputs_now)
             outputs = list(context.staged)
             raise _LostRace(
                 _rebuild(lake, context.explicit, outputs, _returned_json(result), context.single),
@@ -533,7 +568,6 @@ class _Step:
             )
 
 
-DIGEST_KEY = "radops-call-digest"
 SOURCE_KEY = "radops-source-sha256"
 
 

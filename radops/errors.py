@@ -12,6 +12,9 @@ Each error subclasses the builtin it resembles, so ``except FileExistsError`` or
     ├── IntegrityError                               a sha256 does not match
     ├── LocalStorageError(RadopsError, OSError)      local storage full, read-only or unsafe
     ├── CreationPendingError(RadopsError, TimeoutError)  another process's creation never ended
+    ├── InvalidRecordError(RadopsError, ValueError)  a lineage record of the lake is unusable
+    ├── UidReuseError(RadopsError, FileExistsError)  other bytes under a deleted uid would leave
+    │                                                files made from its old bytes stale
     └── StoreError                                   the store failed after retries (auth, network)
 
 Backend errors (botocore, OS) are translated where they enter radops, with ``raise ... from``,
@@ -59,6 +62,22 @@ class LocalStorageError(RadopsError, OSError):
 
 class CreationPendingError(RadopsError, TimeoutError):
     """Another process started creating this file and neither finished nor provably died."""
+
+
+class InvalidRecordError(RadopsError, ValueError):
+    """A lineage record read from the lake (or a lineage server) cannot be used.
+
+    It is too large, not JSON, or lacks a field radops relies on, or gives it the wrong type.
+    Such a record is skipped with one warning naming it; it never stops a pipeline.
+    """
+
+
+class UidReuseError(RadopsError, FileExistsError):
+    """Other bytes under a deleted uid, while files made from its old bytes are still there.
+
+    A pipeline reading the uid could not tell the new bytes from the old: delete those files
+    first (or let radops delete them), or add the bytes under a new uid.
+    """
 
 
 class StoreError(RadopsError):

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from radops.cache import LocalStorage
     from radops.creator import CallContext
     from radops.lake import DataLake
+    from radops.lineage.graph import LineageGraph
     from radops.stores import Progress
 
 __all__ = ["File", "FileInfo"]
@@ -107,6 +108,12 @@ class File:
 
     def __repr__(self) -> str:
         return f"File({self._uid!r})"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display of the file: a table of its :attr:`info` (never raises)."""
+        from radops.notebook import file_html
+
+        return file_html(self)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, File):
@@ -266,7 +273,7 @@ class File:
                 True,
                 lake.store.url,
                 dict(meta.metadata),
-                lake.lineage.creation_of(self._uid),
+                lake.lineage.creation_of(self._uid, meta),
             )
         entry = lake.local.entry(self._uid)
         stat = lake.local.stat(self._uid)
@@ -282,6 +289,28 @@ class File:
             True,
             False,
             lake.store.url,
+        )
+
+    def lineage(self, depth: int = 1, *, downstream: bool = False) -> LineageGraph:
+        """The lineage graph around the file, as ``radops datalake lineage`` draws it.
+
+        ``depth`` creations upstream (1: the run that made the file and its inputs); with
+        ``downstream``, also what was made from it, as deep. In Jupyter the graph displays as
+        a table of its runs and the HTML lineage picture.
+
+        Raises:
+            ValueError: ``depth`` is less than 1.
+        """
+        from radops.lineage.graph import build_graph
+
+        lineage = self.lake.lineage
+        lineage.prepare()
+        return build_graph(
+            self._uid,
+            lineage.creation_of,
+            lineage.runs_using,
+            depth=depth,
+            downstream=downstream,
         )
 
 

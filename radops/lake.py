@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from radops.file import File
     from radops.lineage.events import Creation, DatasetRef
     from radops.lineage.recorder import LineageRecorder
+    from radops.lineage.schemas import Column
     from radops.verify import VerifyResult
 
 __all__ = [
@@ -59,6 +60,7 @@ log = logging.getLogger("radops")
 ORIGINATOR_KEY = "originator"
 RADOPS_VERSION_KEY = "radops-version"
 RUN_KEY = "radops-run-id"  # the run whose COMPLETE record created the object
+DIGEST_KEY = "radops-call-digest"  # the file_creator call that made it (its digest)
 
 
 _TEXT_KWARGS = frozenset({"encoding", "errors", "newline"})
@@ -275,9 +277,14 @@ class DataLake:
         return self._lineage
 
     def dataset_ref(
-        self, uid: str, sha256: str | None = None, size: int | None = None
+        self,
+        uid: str,
+        sha256: str | None = None,
+        size: int | None = None,
+        schema: tuple[Column, ...] | None = None,
     ) -> DatasetRef:
-        """``uid`` as an OpenLineage dataset, with its sha256 (from local storage or a HEAD)."""
+        """``uid`` as an OpenLineage dataset, with its sha256 (from local storage or a HEAD)
+        and, for an output, its columns."""
         from radops.lineage.events import DatasetRef
 
         namespace, name = self.store.dataset(uid)
@@ -289,12 +296,14 @@ class DataLake:
                 meta = self.head(uid)
                 if meta is not None:
                     sha256, size = meta.sha256, meta.size
-        return DatasetRef(namespace, name, uid, sha256, size)
+        return DatasetRef(namespace, name, uid, sha256, size, schema)
 
     def command_creation(self, job: str, run_id: str, uid: str, **fields: Any) -> Creation:
         """A creation (or deletion) of ``uid`` by a radops command: its job is that uid's."""
         from radops.lineage.events import Creation
+        from radops.lineage.parents import current_parent
 
+        fields.setdefault("parent", current_parent())
         return Creation(
             run_id=run_id,
             job_namespace=self.settings.namespace,
@@ -488,13 +497,21 @@ class DataLake:
         inputs: list[DatasetRef] | None = None,
         parameters: dict[str, Any] | None = None,
         progress: Progress | None = None,
+        delete_stale: bool = False,
     ) -> ObjectMeta:
         """Create ``uid`` from ``tmp`` and record the creation as a run of ``job``.
 
         For creations outside ``file_creator``: ``File.open("w")`` and ``datalake add``.
+        A uid that was deleted takes other bytes than its last ones only once nothing made
+        from those is left in the lake (see :meth:`stale_dependants`); ``delete_stale``
+        deletes what is left first (each deletion recorded), instead of refusing.
+
+        Raises:
+            UidReuseError: files made from the uid's old bytes are in the lake.
         """
         from radops.lineage.events import uuid7
 
+        self._check_reuse(uid, sha256, delete_stale)
         run_id = str(uuid7())
         creation = self.command_creation(
             job, run_id, uid, inputs=inputs or [], parameters=parameters or {}
@@ -505,8 +522,11 @@ class DataLake:
     def _create(
         self, uid: str, tmp: Path, sha256: str, creation: Creation, progress: Progress | None
     ) -> ObjectMeta:
+        from radops.lineage.schemas import table_schema
+
         run_id = creation.run_id
         self.lineage.emit(creation, "START")
+        schema = table_schema(uid, tmp)  # now: committing moves ``tmp`` into local storage
         try:
             meta = self.commit(uid, tmp, sha256, metadata={RUN_KEY: run_id}, progress=progress)
         except BaseException as exc:
@@ -515,7 +535,7 @@ class DataLake:
             except Exception:  # the store is down: the upload's own error says more
                 log.warning("could not record the failure of %s", uid, exc_info=True)
             raise
-        output = self.dataset_ref(uid, sha256=sha256, size=meta.size)
+        output = self.dataset_ref(uid, sha256=sha256, size=meta.size, schema=schema)
         try:
             self.lineage.emit(attrs.evolve(creation, outputs=[output]), "COMPLETE")
         except BaseException:
@@ -596,7 +616,9 @@ class DataLake:
 
         An object is part of the lake once the run that uploaded it recorded COMPLETE. Until
         then it is under way, unless its run failed, its writer process on this machine is
-        gone, or it is older than ``stale_after`` (a writer on another machine).
+        gone, or it is older than ``stale_after`` (a writer on another machine). An object whose
+        record may be one that failed the checks (see ``datalake repair --dry-run``) is never
+        taken for abandoned: it counts as recorded, and stays.
         """
         meta = meta if meta is not None else self.head(uid)
         if meta is None:
@@ -609,13 +631,15 @@ class DataLake:
             return CreationState.RECORDED
         if ended is not None:  # FAIL or ABORT recorded, but the rollback did not happen
             return CreationState.ABANDONED
-        if writers.is_dead(meta.metadata.get(writers.WRITER_KEY), run_id):
-            return CreationState.ABANDONED
-        if meta.created is not None:
-            age = time.time() - meta.created.timestamp()
-            if age > self.settings.stale_after:
-                return CreationState.ABANDONED
-        return CreationState.UNDER_WAY
+        gone = writers.is_dead(meta.metadata.get(writers.WRITER_KEY), run_id)
+        created = meta.created.timestamp() if meta.created is not None else None
+        if not gone and (created is None or time.time() - created <= self.settings.stale_after):
+            return CreationState.UNDER_WAY
+        if self.lineage.rejected_for(run_id, created, 2 * self.settings.stale_after):
+            # Its record may be one the checks refused (damaged, or written by a radops that
+            # writes what this one cannot read): the object stays. Nothing is skipped on it.
+            return CreationState.RECORDED
+        return CreationState.ABANDONED
 
     def remove_abandoned(self, uid: str, meta: ObjectMeta) -> bool:
         """Remove an object whose creation was abandoned, and its local copy.
@@ -669,13 +693,24 @@ class DataLake:
             pause = min(pause * 2, 1.0)
 
     def add_file(
-        self, source: Path, uid: str, *, move: bool = False, progress: Progress | None = None
+        self,
+        source: Path,
+        uid: str,
+        *,
+        move: bool = False,
+        progress: Progress | None = None,
+        delete_stale: bool = False,
     ) -> ObjectMeta:
         """Add a local file as ``uid``, copying it (or moving it with ``move=True``).
 
         A moved source is removed only once the file is safely in the lake. A
         :class:`~radops.stores.PhasedProgress` is told of two phases, ``"hashing"`` (the copy
         into local storage) and ``"uploading"``; a plain callable counts the upload.
+        ``delete_stale``: see :meth:`create`.
+
+        Raises:
+            FileExistsInLakeError: ``uid`` exists.
+            UidReuseError: ``uid`` was deleted, and files made from its old bytes remain.
         """
         validate_uid(uid)
         source = Path(source)
@@ -704,6 +739,7 @@ class DataLake:
                 inputs=[source_ref],
                 parameters={"source": str(source), "move": move},
                 progress=start_phase(progress, "uploading"),
+                delete_stale=delete_stale,
             )
         finally:
             self.local.discard(tmp)
@@ -711,8 +747,16 @@ class DataLake:
             source.unlink()
         return meta
 
-    def add_url(self, url: str, uid: str, *, progress: Progress | None = None) -> ObjectMeta:
-        """Download ``url`` (http or https) and add it as ``uid``."""
+    def add_url(
+        self,
+        url: str,
+        uid: str,
+        *,
+        progress: Progress | None = None,
+        delete_stale: bool = False,
+    ) -> ObjectMeta:
+        """Download ``url`` (http or https) and add it as ``uid`` (``delete_stale``: see
+        :meth:`create`)."""
         from radops.urls import fetch_url, public_url, redact_url
 
         validate_uid(uid)
@@ -737,6 +781,7 @@ class DataLake:
                 inputs=[source_ref],
                 parameters={"source": redact_url(url)},
                 progress=start_phase(progress, "uploading"),
+                delete_stale=delete_stale,
             )
         finally:
             self.local.discard(tmp)
@@ -791,6 +836,58 @@ class DataLake:
                         found.append(output)
                         frontier.append(output)
         return found
+
+    def stale_dependants(self, uid: str, sha256: str) -> list[str]:
+        """Files in the lake made from other bytes of ``uid`` than ``sha256``, and what was made
+        from them: what ``sha256`` under ``uid`` would leave stale, in the order they were made.
+
+        A file counts if a run that read an earlier ``uid`` recorded other bytes for it (or
+        none), and made the file, which the lake still holds as that run's.
+        """
+        from radops.skipping import recorded_sha256
+
+        lineage = self.lineage
+        lineage.runs_using(uid)  # synced once per process
+        if lineage.index.runs_using(uid):
+            lineage.sync()  # the uid has a past: be current about it
+        stale: list[str] = []
+        for event in lineage.index.runs_using(uid):
+            if recorded_sha256(self, event, uid) == sha256:
+                continue  # made from these very bytes: they stay valid
+            run_id = event["run"]["runId"]
+            for output in radops_outputs(event):
+                meta = self.head(output)
+                if meta is None or meta.metadata.get(RUN_KEY) != run_id or output in stale:
+                    continue
+                stale.append(output)
+                stale += [
+                    each
+                    for each in self.downstream(output)
+                    if each not in stale and self.head(each) is not None
+                ]
+        return stale
+
+    def _check_reuse(self, uid: str, sha256: str, delete_stale: bool) -> None:
+        """Refuse (or, with ``delete_stale``, clear the way for) other bytes under ``uid``
+        while files made from its old bytes are in the lake."""
+        from radops.errors import UidReuseError
+
+        stale = self.stale_dependants(uid, sha256)
+        if not stale:
+            return
+        if delete_stale:
+            for each in reversed(stale):  # what was made last first: no file outlives its input
+                log.warning("deleting %s: it was made from the old bytes of %s", each, uid)
+                self.delete(each)
+            return
+        shown = ", ".join(stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
+        raise UidReuseError(
+            f"{uid!r} was deleted, and {len(stale)} file(s) made from its old bytes are still "
+            f"in the data lake {self.store.url}: {shown}. Other bytes under the same uid would "
+            "leave them stale, so nothing was added. Delete them first (`radops datalake rm "
+            f"{stale[0]} --cascade`), add the new bytes under a new uid, or let radops delete "
+            "them (`radops datalake add --delete-stale`, delete_stale=True)"
+        )
 
     # -- listing and local state ----------------------------------------------------------------
 

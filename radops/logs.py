@@ -4,6 +4,12 @@ radops logs to the ``radops`` logger. Unless the application configured logging 
 root logger has handlers), a handler of radops' own prints records on stderr as
 ``radops: LEVEL: message``, at ``RADOPS_LOG_LEVEL`` (INFO by default). Standard ``logging``
 configuration therefore always wins.
+
+In a Jupyter kernel the root logger's handlers may be the environment's rather than the
+user's (older ipykernel versions and some hosted notebooks write them to the kernel's terminal,
+or at WARNING), and a cell would then not say that a step was skipped. There radops' handler
+steps aside only for a root handler that shows the record in the cell (it writes to the
+cell's stdout or stderr, at the record's level); otherwise it prints the record itself.
 """
 
 from __future__ import annotations
@@ -51,9 +57,24 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass  # always the current sys.stderr (so redirections and pytest capture work)
 
     def emit(self, record: logging.LogRecord) -> None:
-        if not self.always and logging.getLogger().handlers:
-            return  # the application configured logging: its handlers get the record
+        handlers = logging.getLogger().handlers
+        if not self.always and handlers:
+            if not _in_notebook():
+                return  # the application configured logging: its handlers get the record
+            if any(_shows_in_cell(handler, record) for handler in handlers):
+                return  # the notebook's own logging shows it in the cell already
         super().emit(record)
+
+
+def _in_notebook() -> bool:
+    """True in a Jupyter (ipykernel) kernel: ``sys.stderr`` is the cell's output stream."""
+    return "ipykernel" in sys.modules and type(sys.stderr).__module__.startswith("ipykernel.")
+
+
+def _shows_in_cell(handler: logging.Handler, record: logging.LogRecord) -> bool:
+    """Whether ``handler`` (a root handler) prints ``record`` in the running cell."""
+    stream = getattr(handler, "stream", None)
+    return stream in (sys.stderr, sys.stdout) and handler.level <= record.levelno
 
 
 def configure_logging(level: str, *, cli: bool = False) -> Callable[[], None]:

@@ -1,7 +1,9 @@
 """``radops datalake repair``: bring a lake back to its invariants after crashes.
 
 The invariants: every object in the lake has a COMPLETE creation record, every file a record
-says exists is in the lake, and nothing a killed writer left behind lingers. A creation runs
+says exists is in the lake, and nothing a killed writer left behind lingers. Lineage records
+that fail the checks (:mod:`radops.lineage.validate`) are reported, never removed: an object
+whose record may be one of them is kept. A creation runs
 upload-then-record, so a process killed in between leaves an object without a record; it is
 *abandoned* once its writer is known dead (a process on this machine) or older than
 ``stale_after`` (another machine), and repair removes it, as the rerun of the pipeline would.
@@ -47,6 +49,11 @@ class RepairReport:
     swept: tuple[str, ...] = ()  # leftovers of killed writers, in the lake and locally
     dry_run: bool = False
     invalid: tuple[str, ...] = ()  # keys that are not valid uids (not radops'): left alone
+    #: Lineage records of the lake that failed the checks (key, reason): skipped by every
+    #: reader, left in place (they may be another radops version's; remove them if not).
+    ignored_records: tuple[tuple[str, str], ...] = ()
+    #: Records named for a time more than the clock-skew margin ahead: read once it comes.
+    future_records: tuple[str, ...] = ()
 
     @property
     def clean(self) -> bool:
@@ -61,6 +68,10 @@ class RepairReport:
             "under_way": list(self.under_way),
             "lost": list(self.lost),
             "swept": list(self.swept),
+            "ignored_records": [
+                {"record": key, "reason": reason} for key, reason in self.ignored_records
+            ],
+            "future_records": list(self.future_records),
             "dry_run": self.dry_run,
             "invalid": list(self.invalid),
         }
@@ -108,6 +119,8 @@ def repair(lake: DataLake, *, dry_run: bool = False) -> RepairReport:
     if not dry_run:
         swept += lake.store.sweep(lake.settings.stale_after)
         swept += _sweep_local_temps(lake)
+    from radops.lineage.records import shown_key
+
     return RepairReport(
         checked=len(listed),
         abandoned=tuple(abandoned),
@@ -116,6 +129,10 @@ def repair(lake: DataLake, *, dry_run: bool = False) -> RepairReport:
         swept=tuple(swept),
         dry_run=dry_run,
         invalid=tuple(invalid),
+        ignored_records=tuple(
+            (shown_key(record.name), record.reason) for record in lake.lineage.index.rejected()
+        ),
+        future_records=tuple(shown_key(name) for name in lake.lineage.records.deferred),
     )
 
 

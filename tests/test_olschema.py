@@ -522,7 +522,7 @@ def test_the_registry_holds_every_schema_offline(official_schemas: None) -> None
     for schema_id in [
         *ids,
         "https://openlineage.io/spec/2-0-2/OpenLineage.json",
-        "https://radops.dev/spec/facets/1-0-0/RadopsRunFacet.json",
+        "https://radops.dev/spec/facets/1-1-0/RadopsRunFacet.json",
     ]:
         assert schema_id in registry()
 

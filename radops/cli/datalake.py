@@ -147,12 +147,19 @@ def add(
     ),
     copy: bool = typer.Option(False, "--copy", help="Copy the file into local storage (default)."),
     move: bool = typer.Option(False, "--move", help="Move the file into local storage."),
+    delete_stale: bool = typer.Option(
+        False,
+        "--delete-stale",
+        help="If a uid was deleted and files made from its old bytes remain, delete them "
+        "(recorded) instead of refusing.",
+    ),
 ) -> None:
     """Add a local file, every file of a directory, or a URL to the data lake.
 
     The uid is PREFIX/UID, or PREFIX/<name> without UID; a directory's files keep their
     paths relative to it. Symlinks inside a directory are skipped, never followed. A uid
-    that exists already is an error: files in the lake are immutable.
+    that exists already is an error: files in the lake are immutable; a uid that was deleted
+    takes other bytes only once nothing made from its old bytes is left.
     """
     from radops.errors import InvalidUidError
     from radops.escape import escape
@@ -172,7 +179,7 @@ def add(
 
         target = join_prefix(prefix, uid or url_name(source))
         with progress_bar("downloading", redact_url(source), None) as progress:
-            meta = data_lake.add_url(source, target, progress=progress)
+            meta = data_lake.add_url(source, target, progress=progress, delete_stale=delete_stale)
         err().print(
             f"added {escape(target)} ({meta.size} bytes) to {data_lake.store.url}", markup=False
         )
@@ -181,18 +188,22 @@ def add(
     if path.is_dir() and not path.is_symlink():
         if uid is not None:
             abort("a directory is added under --prefix, not as one UID", code=2)
-        _add_directory(data_lake, path, prefix, move)
+        _add_directory(data_lake, path, prefix, move, delete_stale)
         return
     target = join_prefix(prefix, uid or path.name)
     size = path.stat().st_size if path.is_file() else None
     with progress_bar("hashing", target, size) as progress:
-        meta = data_lake.add_file(path, target, move=move, progress=progress)
+        meta = data_lake.add_file(
+            path, target, move=move, progress=progress, delete_stale=delete_stale
+        )
     err().print(
         f"added {escape(target)} ({meta.size} bytes) to {data_lake.store.url}", markup=False
     )
 
 
-def _add_directory(data_lake: DataLake, source: Path, prefix: str, move: bool) -> None:
+def _add_directory(
+    data_lake: DataLake, source: Path, prefix: str, move: bool, delete_stale: bool
+) -> None:
     """Add every regular file under ``source``: all uids checked free before the first upload."""
     from radops.escape import shown
     from radops.sources import plan_directory
@@ -211,7 +222,9 @@ def _add_directory(data_lake: DataLake, source: Path, prefix: str, move: bool) -
     total = 0
     for path, uid in files:
         with progress_bar("hashing", uid, path.stat().st_size) as progress:
-            meta = data_lake.add_file(path, uid, move=move, progress=progress)
+            meta = data_lake.add_file(
+                path, uid, move=move, progress=progress, delete_stale=delete_stale
+            )
         total += meta.size
         sys.stdout.write(f"{shown(uid)}\n")
     err().print(
@@ -533,7 +546,8 @@ def repair(
 
     An object whose creation was never recorded is removed once its writer is known dead (on
     this machine) or older than RADOPS_STALE_AFTER; a recorded file missing from the lake gets
-    its deletion recorded. Creations still under way are left alone.
+    its deletion recorded. Creations still under way are left alone. Lineage records that fail
+    radops' checks (too large, not JSON, missing fields) are listed, never removed.
     """
     from radops.escape import escape, shown
     from radops.repair import repair as repair_lake
@@ -555,11 +569,18 @@ def repair(
         sys.stdout.write(f"{shown(uid)}: creation under way, left alone\n")
     for key in report.invalid:
         sys.stdout.write(f"skipped {shown(key)}: not a valid uid ({uid_problem(key)})\n")
+    for key, reason in report.ignored_records:
+        sys.stdout.write(f"ignored lineage record {shown(key)}: {escape(reason)}\n")
+    for key in report.future_records:
+        sys.stdout.write(
+            f"lineage record {shown(key)} is named for a later time: read once it comes\n"
+        )
     not_uids = f", {len(report.invalid)} not valid uid(s) skipped" if report.invalid else ""
+    ignored = len(report.ignored_records)
     err().print(
         f"checked {report.checked} file(s): {len(report.abandoned)} unrecorded, "
         f"{len(report.lost)} lost, {len(report.swept)} leftover(s) swept, "
-        f"{len(report.under_way)} under way{not_uids}",
+        f"{len(report.under_way)} under way{not_uids}; {ignored} lineage record(s) ignored",
         markup=False,
     )
 

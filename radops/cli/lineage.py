@@ -98,6 +98,7 @@ def replay(
     """
     import os
 
+    from radops.errors import InvalidRecordError
     from radops.lineage.delivery import DeliveryError, http_transport, send
     from radops.lineage.marquez import MarquezClient
 
@@ -131,7 +132,10 @@ def replay(
     sent = known = 0
     with _counter(f"replaying {len(names)} event(s)", len(names)) as advance:
         for name in names:
-            event = data_lake.lineage.records.read(name)
+            try:
+                event = data_lake.lineage.records.read(name)
+            except InvalidRecordError:
+                event = None  # the sync above warned about it, once
             advance()
             if event is None:
                 continue

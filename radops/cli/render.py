@@ -90,6 +90,12 @@ def render_creation(console: Console, summary: CreationSummary, uid: str | None 
     columns.append(_box("output", outputs))
     # soft_wrap: lines are never cut to the terminal's width (a piped link stays whole).
     console.print(_side_by_side(columns), soft_wrap=True)
+    # Where the run sat: the call (or the orchestrator's run) that started it, and its root.
+    for label, value in (("called from", summary.called_from), ("root run", summary.root)):
+        if value:
+            console.print(
+                f"{label}: {escape(value)}", markup=False, highlight=False, soft_wrap=True
+            )
     code, note = summary.code_description()
     console.print(
         f"creation method code: {escape(code)}", markup=False, highlight=False, soft_wrap=True

@@ -3,12 +3,14 @@
 from radops.creator import CallReport, file_creator, reporting_calls
 from radops.file import File, FileInfo
 from radops.lake import DataLake, default_lake, set_default_lake
+from radops.lineage.graph import LineageGraph
 
 __all__ = [
     "CallReport",
     "DataLake",
     "File",
     "FileInfo",
+    "LineageGraph",
     "default_lake",
     "file_creator",
     "reporting_calls",

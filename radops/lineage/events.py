@@ -28,6 +28,8 @@ import attrs
 if TYPE_CHECKING:
     from openlineage.client.event_v2 import RunEvent
 
+    from radops.lineage.parents import ParentRun
+    from radops.lineage.schemas import Column
     from radops.lineage.source import SourceInfo
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "Creation",
     "DatasetRef",
     "build_event",
+    "child_job",
     "event_to_dict",
     "function_of",
     "producer",
@@ -49,7 +52,7 @@ RADOPS_FACET = "radops_run"
 #: The key radops used before, still read in records written by earlier versions.
 _LEGACY_FACET = "radops"
 RADOPS_FACET_SCHEMA_URL = (
-    "https://radops.dev/spec/facets/1-0-0/RadopsRunFacet.json#/$defs/RadopsRunFacet"
+    "https://radops.dev/spec/facets/1-1-0/RadopsRunFacet.json#/$defs/RadopsRunFacet"
 )
 
 
@@ -91,6 +94,7 @@ class DatasetRef:
     uid: str | None = None
     sha256: str | None = None
     size: int | None = None
+    schema: tuple[Column, ...] | None = None  # an output's columns (a table format)
 
 
 #: ``jobType`` of each kind of radops run (OpenLineage's ``JobTypeJobFacet``).
@@ -143,11 +147,28 @@ class Creation:
     extra: Mapping[str, Any] = attrs.field(factory=dict)
     call: str | None = None
     job_type: str = "FILE_CREATOR"
+    parent: ParentRun | None = None  # the run that started this one (the ``parent`` facet)
 
     @property
     def job(self) -> str:
-        """The OpenLineage job name of the run: the call, or the function if no call is set."""
-        return self.call or self.job_name
+        """The OpenLineage job name of the run: the call, or the function if no call is set;
+        under a parent, ``<parent job>.<call>`` (:func:`child_job`)."""
+        return child_job(self.call or self.job_name, self.parent)
+
+
+def child_job(job: str, parent: ParentRun | None) -> str:
+    """The name of ``job`` run under ``parent``: ``<parent job>.<job>``.
+
+    Marquez files a run with a parent under the parent's job, as ``<parent job>.<job>`` (unless
+    the name starts so already), and finds a parent by run id *and* job name: a run named
+    otherwise in its event would be filed under another name than it sent, and the runs it
+    starts would name a parent Marquez does not know (it then makes a second job). So the
+    event carries the name Marquez gives, the convention of the Airflow integration
+    (``dag.task`` under ``dag``).
+    """
+    if parent is None or job.startswith(parent.run.job + "."):
+        return job
+    return f"{parent.run.job}.{job}"
 
 
 def _now() -> str:
@@ -170,6 +191,7 @@ def _radops_facet_class() -> type:
         callDigest: str | None = attrs.field(default=None)
         outputs: list[str] = attrs.field(factory=list)
         inputs: list[str] = attrs.field(factory=list)
+        inputSha256: dict[str, str] = attrs.field(factory=dict)
         returned: Any = attrs.field(default=None)
         codeWarning: str | None = attrs.field(default=None)
         extra: dict[str, Any] = attrs.field(factory=dict)
@@ -203,7 +225,9 @@ def build_event(
         job_type_job,
         lifecycle_state_change_dataset,
         output_statistics_output_dataset,
+        parent_run,
         processing_engine_run,
+        schema_dataset,
         source_code_job,
         source_code_location_job,
     )
@@ -231,12 +255,26 @@ def build_event(
             callDigest=creation.call_digest,
             outputs=[ref.uid for ref in creation.outputs if ref.uid],
             inputs=[ref.uid for ref in creation.inputs if ref.uid],
+            inputSha256={ref.uid: ref.sha256 for ref in creation.inputs if ref.uid and ref.sha256},
             returned=_json(creation.returned),
             codeWarning=_text(source.warning) if source and source.warning else None,
             extra=_json(dict(creation.extra)),
             producer=made_by,
         ),
     }
+    if creation.parent is not None:
+        parent, root = creation.parent.run, creation.parent.root
+        run_facets["parent"] = parent_run.ParentRunFacet(
+            run=parent_run.Run(runId=parent.run_id),
+            job=parent_run.Job(namespace=_text(parent.namespace), name=_text(parent.job)),
+            root=parent_run.Root(
+                run=parent_run.RootRun(runId=root.run_id),
+                job=parent_run.RootJob(namespace=_text(root.namespace), name=_text(root.job)),
+            )
+            if root is not None
+            else None,
+            producer=made_by,
+        )
     if error is not None:
         run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
             message=_text(f"{type(error).__name__}: {error}"),
@@ -295,6 +333,10 @@ def build_event(
                 ),
                 **version(ref),
             }
+            if ref.schema and creation.lifecycle == "CREATE":
+                facets["schema"] = schema_dataset.SchemaDatasetFacet(
+                    fields=_schema_fields(ref.schema), producer=made_by
+                )
             output_facets: dict[str, Any] = {}
             if ref.size is not None and creation.lifecycle == "CREATE":
                 output_facets["outputStatistics"] = (
@@ -322,6 +364,20 @@ def build_event(
         outputs=outputs,
         producer=made_by,
     )
+
+
+def _schema_fields(columns: Sequence[Column]) -> list[Any]:
+    """OpenLineage's ``schema`` facet fields of ``columns`` (nested ones for structs)."""
+    from openlineage.client.facet_v2 import schema_dataset
+
+    return [
+        schema_dataset.SchemaDatasetFacetFields(
+            name=_text(column.name),
+            type=_text(column.type) if column.type is not None else None,
+            fields=_schema_fields(column.fields),
+        )
+        for column in columns
+    ]
 
 
 def _text(text: str) -> str:

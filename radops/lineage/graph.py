@@ -96,6 +96,12 @@ class LineageGraph:
     columns: Mapping[str, int]
     rows: Mapping[str, int]
 
+    def _repr_html_(self) -> str:
+        """Jupyter's display: a table of the runs and the HTML lineage picture."""
+        from radops.notebook import graph_html
+
+        return graph_html(self)
+
     @property
     def root_file(self) -> FileNode:
         """The node of the file the graph was drawn around."""

@@ -3,25 +3,33 @@
 A START event goes to the index and the consumers. A COMPLETE, FAIL or ABORT event is also
 stored in the lake (the record every machine can read) before it is indexed and queued for the
 consumers. Queries sync the index from the lake first when it might be stale.
+
+Which record explains a file is decided by the file: its object names the run that created it
+(``radops-run-id``), and only a record of that run answers :meth:`LineageRecorder.creation_of`.
+Event times are the writers' word and never decide it. Answers from Marquez pass the same
+checks as records read from the lake.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from radops.errors import InvalidRecordError
 from radops.lineage.delivery import Outbox, Transport
 from radops.lineage.events import Creation, build_event, event_to_dict
 from radops.lineage.index import LineageIndex
-from radops.lineage.records import LakeRecords
+from radops.lineage.records import CLOCK_SKEW_MARGIN, LakeRecords, RecordName
+from radops.lineage.validate import check_event, fit_record, holds_together
 
 if TYPE_CHECKING:
     from radops.lineage.marquez import MarquezIndex
-    from radops.stores import ObjectStore
+    from radops.stores import ObjectMeta, ObjectStore
 
 __all__ = ["CALL_RESYNC_INTERVAL", "LineageRecorder"]
 
@@ -33,6 +41,10 @@ log = logging.getLogger("radops.lineage")
 #: call another machine recorded within this interval runs again here, and its upload then
 #: meets the other run's outputs and settles on them (the race of two machines on one call).
 CALL_RESYNC_INTERVAL = 1.0
+
+# Answers of Marquez that failed the checks, warned about once per process.
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
 
 
 class LineageRecorder:
@@ -67,11 +79,11 @@ class LineageRecorder:
         Never raises because a consumer is unreachable; raises only if the lake itself cannot
         store a COMPLETE record (the caller then knows the creation is not recorded).
         """
-        event = event_to_dict(build_event(creation, state, error=error))
+        event = fit_record(event_to_dict(build_event(creation, state, error=error)))
         keep = state != "START" if store_in_lake is None else store_in_lake
         name = self.records.write(event) if keep else None
         try:
-            self.index.add_many([event], records=[name] if name else [])
+            self.index.add_many([event], records=[name] if name else [], checked=True)
         except (OSError, sqlite3.Error) as exc:
             # The index is a cache of the lake's records: the next sync repairs the gap, so a
             # full or read-only local disk must not undo a creation that is safely recorded.
@@ -112,38 +124,84 @@ class LineageRecorder:
             log.warning("%s; using the embedded lineage index instead", exc)
             return False, None
 
-    def creation_of(self, uid: str, *, sync: bool = True) -> dict[str, Any] | None:
-        """The COMPLETE event that created ``uid``.
+    def creation_of(
+        self, uid: str, meta: ObjectMeta | None = None, *, sync: bool = True
+    ) -> dict[str, Any] | None:
+        """The COMPLETE event of the run that created the object ``uid`` now in the lake.
 
-        Asked of Marquez when it is configured (run level: the dataset version's
-        ``createdByRun``); otherwise, when Marquez does not know the file yet (events still
-        queued) or is unreachable, of the embedded index, syncing from the lake on a miss.
+        The object (``meta``, or a HEAD) names its run; the answer is a record of that run that
+        names ``uid`` among its outputs: from Marquez when it is configured and knows it,
+        otherwise from the embedded index, synced from the lake on a miss. None if the file is
+        not in the lake, was not made by a radops run, or no readable record of its run names
+        it (a record that only claims the file, whatever its time, is no answer).
         """
+        from radops.lake import RUN_KEY
+
+        if meta is None:
+            meta = self.store.head(uid)
+        if meta is None:
+            return None
+        run_id = meta.metadata.get(RUN_KEY)
+        if not run_id:
+            return None
         namespace, name = self.store.dataset(uid)
         answered, event = self._ask_marquez(lambda m: m.creation_of(namespace, name))
         if answered and event is not None:
-            return dict(event)
-        event = self.index.creation_of(uid)
-        if event is None and sync:
+            checked = self._checked_answer(event, f"Marquez's creation of {uid!r}")
+            if checked is not None and checked.get("run", {}).get("runId") == run_id:
+                return checked
+        created = meta.created.timestamp() if meta.created is not None else None
+        made = self.creations_by(uid, run_id, sync=sync, created=created)
+        # Of copies of one run's record, one whose return value points at a file it neither
+        # made nor read was altered: the first written of the others.
+        return next((e for e in made if holds_together(e)), made[0] if made else None)
+
+    def creations_by(
+        self, uid: str, run_id: str, *, sync: bool = True, created: float | None = None
+    ) -> list[dict[str, Any]]:
+        """The COMPLETE events of ``run_id`` recording the creation of ``uid`` (from the index,
+        synced from the lake if it knows none), first written first; more than one only if a
+        record was copied. ``created``: the object's upload time; a record named (written)
+        before it, less the clock-skew margin, cannot be its creation and is left out."""
+        made = self.index.creations_by(uid, run_id)
+        if not made and sync:
             self.sync()
-            event = self.index.creation_of(uid)
-        return event
+            made = self.index.creations_by(uid, run_id)
+        if created is not None:
+            earliest = created - CLOCK_SKEW_MARGIN.total_seconds()
+            made = [(name, event) for name, event in made if _written(name) >= earliest]
+        return [event for _, event in made]
 
-    def call(self, digest: str, job_name: str | None = None) -> dict[str, Any] | None:
-        """The latest COMPLETE event of a call with this digest (Marquez first, if set).
+    def calls(self, digest: str, job_name: str | None = None) -> Iterator[dict[str, Any]]:
+        """COMPLETE events of calls with this digest: Marquez's answer first (if set), then the
+        index's, earliest first. Candidates only: the caller checks them against the objects.
 
-        On a miss the index is synced from the lake first, unless it was synced less than
-        :data:`CALL_RESYNC_INTERVAL` ago.
+        The index is synced from the lake first if it knows none, unless it was synced less
+        than :data:`CALL_RESYNC_INTERVAL` ago.
         """
         if job_name is not None:
             answered, found = self._ask_marquez(lambda m: m.call(job_name, digest))
             if answered and found is not None:
-                return dict(found)
-        event = self.index.call(digest)
-        if event is None and time.monotonic() - self._synced_at >= CALL_RESYNC_INTERVAL:
+                checked = self._checked_answer(found, f"Marquez's run of {job_name}")
+                if checked is not None:
+                    yield checked
+        events = self.index.calls(digest)
+        if not events and time.monotonic() - self._synced_at >= CALL_RESYNC_INTERVAL:
             self.sync()
-            event = self.index.call(digest)
-        return event
+            events = self.index.calls(digest)
+        yield from events
+
+    def _checked_answer(self, event: Mapping[str, Any], what: str) -> dict[str, Any] | None:
+        """``event`` if it passes the checks records of the lake pass; None, warned once."""
+        try:
+            return check_event(dict(event))
+        except InvalidRecordError as exc:
+            with _warned_lock:
+                if what in _warned:
+                    return None
+                _warned.add(what)
+            log.warning("ignoring %s: %s", what, exc)
+            return None
 
     def run_state(self, run_id: str) -> str | None:
         """How ``run_id`` ended (COMPLETE, FAIL, ABORT) by the lake's records; None: not yet."""
@@ -153,6 +211,16 @@ class LineageRecorder:
             state = self.index.run_state(run_id)
         return state
 
+    def rejected_for(self, run_id: str, created: float | None, within: float) -> bool:
+        """True if a record of the lake that failed the checks may be ``run_id``'s: it names
+        that run, or names none and was written within ``within`` seconds after ``created``
+        (an object's upload time). Its objects are then not taken for abandoned."""
+        self._ensure_synced()
+        if created is None:
+            return self.index.rejected_for(run_id, 0.0, -1.0)
+        margin = CLOCK_SKEW_MARGIN.total_seconds()
+        return self.index.rejected_for(run_id, created - margin, created + within + margin)
+
     def runs_using(self, uid: str) -> list[dict[str, Any]]:
         """COMPLETE events of runs that read ``uid``, after a sync."""
         self._ensure_synced()
@@ -161,3 +229,13 @@ class LineageRecorder:
     def close(self) -> None:
         """Close the index."""
         self.index.close()
+
+
+def _written(record: str | None) -> float:
+    """When the lake record ``record`` was written, by its name (+inf if unknown: kept)."""
+    if record is None:
+        return float("inf")
+    try:
+        return RecordName.parse(record).written.timestamp()
+    except InvalidRecordError:
+        return float("inf")

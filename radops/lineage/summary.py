@@ -33,6 +33,8 @@ class CreationSummary:
     code_file: str | None = None  # the code's file, when it was recorded but not linked
     code_line: int | None = None
     code_linkless: str | None = None  # why a recorded file has no link
+    called_from: str | None = None  # the parent run: "<job> (run <id>)", with its namespace
+    root: str | None = None  # the root run, when it is not the parent
 
     def code_description(self) -> tuple[str, str | None]:
         """The code of the creation as one line, and a note to print under it, if any.
@@ -91,7 +93,28 @@ def summarize(event: Mapping[str, Any]) -> CreationSummary:
         code_file=code_file,
         code_line=code_line,
         code_linkless=linkless,
+        **_parents(event),
     )
+
+
+def _parents(event: Mapping[str, Any]) -> dict[str, str | None]:
+    """The ``parent`` facet's runs as lines: ``job (run id, namespace ns)``."""
+    facet = event.get("run", {}).get("facets", {}).get("parent")
+    if not isinstance(facet, Mapping):
+        return {}
+
+    def line(item: Any) -> str | None:
+        if not isinstance(item, Mapping):
+            return None
+        job, run = item.get("job") or {}, item.get("run") or {}
+        if not isinstance(job, Mapping) or not isinstance(run, Mapping):
+            return None
+        where = job.get("namespace")
+        namespace = "" if where == event.get("job", {}).get("namespace") else f", namespace {where}"
+        return f"{job.get('name', '?')} (run {run.get('runId', '?')}{namespace})"
+
+    parent, root = line(facet), line(facet.get("root"))
+    return {"called_from": parent, "root": root if root != parent else None}
 
 
 def _unlinked_code(

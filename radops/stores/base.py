@@ -144,8 +144,12 @@ class ObjectStore(Protocol):
         """Create the record ``name`` (conditionally, like objects)."""
         ...
 
-    def get_record(self, name: str) -> bytes | None:
-        """The bytes of record ``name``, or None."""
+    def get_record(self, name: str, max_bytes: int | None = None) -> bytes | None:
+        """The bytes of record ``name``, or None.
+
+        ``max_bytes``: refuse a larger record without reading it all
+        (:class:`~radops.errors.InvalidRecordError`, saying how large it is).
+        """
         ...
 
     def list_records(self, prefix: str, start_after: str = "") -> Iterator[str]:

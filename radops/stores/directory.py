@@ -35,6 +35,7 @@ from radops.errors import (
     FileExistsInLakeError,
     FileNotInLakeError,
     IntegrityError,
+    InvalidRecordError,
     StoreError,
     UidConflictError,
 )
@@ -379,11 +380,43 @@ class DirectoryStore:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def get_record(self, name: str) -> bytes | None:
+    def get_record(self, name: str, max_bytes: int | None = None) -> bytes | None:
+        validate_uid(name)
         try:
-            return self._record_path(name).read_bytes()
+            fd = self._open_record(name)
         except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise InvalidRecordError("a symbolic link is in its path") from None
+            raise StoreError(f"cannot read record {name!r} in {self.root}: {exc}") from exc
+        with os.fdopen(fd, "rb") as handle:
+            status = os.fstat(handle.fileno())
+            if not S_ISREG(status.st_mode):
+                raise InvalidRecordError("not a regular file")
+            if max_bytes is not None and status.st_size > max_bytes:
+                raise InvalidRecordError(
+                    f"{status.st_size} bytes, over the limit of {max_bytes} bytes for a record"
+                )
+            data = handle.read(-1 if max_bytes is None else max_bytes + 1)
+        if max_bytes is not None and len(data) > max_bytes:  # it grew while being read
+            raise InvalidRecordError(f"over the limit of {max_bytes} bytes for a record")
+        return data
+
+    def _open_record(self, name: str) -> int:
+        """A descriptor of record ``name``, opened one segment at a time without following a
+        symlink (a record is the lake's own file, never a link out of it) and without
+        blocking on a FIFO planted in the lake."""
+        parts = name.split("/")
+        folder = os.open(self._reserved, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for part in parts[:-1]:
+                inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=folder)
+                os.close(folder)
+                folder = inner
+            return os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+        finally:
+            os.close(folder)
 
     def list_records(self, prefix: str, start_after: str = "") -> Iterator[str]:
         folder = self._reserved / prefix.rstrip("/")

@@ -30,7 +30,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from radops import writers
-from radops.errors import FileExistsInLakeError, FileNotInLakeError, IntegrityError, StoreError
+from radops.errors import (
+    FileExistsInLakeError,
+    FileNotInLakeError,
+    IntegrityError,
+    InvalidRecordError,
+    StoreError,
+)
 from radops.integrity import HashingSink, InOrderHasher
 from radops.lineage.naming import dataset_name
 from radops.stores.base import SHA256_KEY, ObjectMeta, Progress
@@ -56,6 +62,9 @@ class TransferSettings:
 
 
 _METADATA_SAFE = "@.+-_:/ "
+
+#: A claim radops writes is about 100 bytes; anything far larger is not one of them.
+_CLAIM_MAX_BYTES = 64 * 1024
 
 # Retries: botocore's standard mode waits rand(0, 1) * min(0.05 s * 2**i, 20 s) before retry i
 # (1 s instead of 0.05 s when throttled). 14 attempts ride out a store that is unreachable or
@@ -448,7 +457,10 @@ class S3Store:
                 return
 
     def _claim_abandoned(self, name: str) -> bool:
-        data = self.get_record(name)
+        try:
+            data = self.get_record(name, max_bytes=_CLAIM_MAX_BYTES)
+        except InvalidRecordError:
+            return True  # far larger than any claim radops writes: not one, must not block
         if data is None:
             return True  # released since
         try:
@@ -606,12 +618,24 @@ class S3Store:
         except BotoCoreError as exc:
             raise self._fail("write record", name, exc) from exc
 
-    def get_record(self, name: str) -> bytes | None:
+    def get_record(self, name: str, max_bytes: int | None = None) -> bytes | None:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=self._record_key(name))
-            data: bytes = response["Body"].read()
+            body = response["Body"]
+            try:
+                size = response.get("ContentLength")
+                if max_bytes is not None and isinstance(size, int) and size > max_bytes:
+                    # Closed unread: the connection is dropped, nothing more is downloaded.
+                    raise InvalidRecordError(
+                        f"{size} bytes, over the limit of {max_bytes} bytes for a record"
+                    )
+                data: bytes = body.read() if max_bytes is None else body.read(max_bytes + 1)
+            finally:
+                body.close()
+            if max_bytes is not None and len(data) > max_bytes:
+                raise InvalidRecordError(f"over the limit of {max_bytes} bytes for a record")
         except ClientError as exc:
             if _error_code(exc) in ("404", "NoSuchKey"):
                 return None

@@ -19,6 +19,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,7 @@ for i in range(count):
 INDEX_EVENTS = (
     _PRELUDE
     + r"""
+import uuid
 from radops.lineage.index import LineageIndex
 state, worker, count, go = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 index = LineageIndex(state, "lake://concurrency")
@@ -78,8 +80,11 @@ def event(i):
     return {
         "eventType": "COMPLETE",
         "eventTime": f"2026-01-01T00:00:{i % 60:02d}Z",
-        "job": {"name": f"job-{worker}"},
-        "run": {"runId": f"run-{worker}-{i}", "facets": {"radops": {"outputs": [uid]}}},
+        "job": {"namespace": "test", "name": f"job-{worker}"},
+        "run": {
+            "runId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"run-{worker}-{i}")),
+            "facets": {"radops": {"outputs": [uid]}},
+        },
         "padding": "x" * 2000,
     }
 
@@ -339,8 +344,8 @@ def test_a_killed_index_writer_leaves_a_sound_index(
                 {
                     "eventType": "START",
                     "eventTime": "2026-01-01T00:00:00Z",
-                    "job": {"name": "after"},
-                    "run": {"runId": f"after-{n}"},
+                    "job": {"namespace": "test", "name": "after"},
+                    "run": {"runId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"after-{n}"))},
                 }
             )
         except (sqlite3.Error, RadopsError) as exc:
