@@ -180,6 +180,12 @@ def _nullable(schema: str, field: str) -> Callable[[Spec], None]:
     return correct
 
 
+def _field_descriptions_may_be_null(spec: Spec) -> None:
+    for schema in ("Dataset", "DatasetVersion"):
+        fields = spec["components"]["schemas"][schema]["properties"]["fields"]
+        fields["items"]["properties"]["description"]["nullable"] = True
+
+
 LIVE: dict[str, Callable[[Spec], None]] = {
     "POST /lineage answers 201": _lineage_post_answers_201,
     "FacetsResult.facets is a map of facets": _facets_result_is_a_map,
@@ -191,6 +197,7 @@ LIVE: dict[str, Callable[[Spec], None]] = {
     "OutputDatasetVersion.facets are facets": _output_facets_are_facets,
     "Dataset.lastModifiedAt may be null": _nullable("Dataset", "lastModifiedAt"),
     "Dataset.description may be null": _nullable("Dataset", "description"),
+    "a field's description may be null": _field_descriptions_may_be_null,
     "GraphNode.data follows the node type": _graph_node_data_follows_node_type,
     "Job.parentJobName may be null": _nullable("Job", "parentJobName"),
     "Job.parentJobUuid may be null": _nullable("Job", "parentJobUuid"),
@@ -267,6 +274,9 @@ def marquez_spec() -> Spec:
     19. ``parentJobUuid``,
     20. ``location``,
     21. and ``description`` null.
+    22. A dataset with columns (the ``schema`` facet radops records for CSV and Parquet
+        outputs) has ``fields``, each with ``description`` null, in ``Dataset`` and in
+        ``DatasetVersion`` (and so in the dataset nodes of ``GET /lineage``).
     """
     return corrected_spec(VALIDITY, LIVE)
 

@@ -278,6 +278,10 @@ PROVEN_BY = {
     ),
     "Dataset.lastModifiedAt may be null": ("dataset", "at lastModifiedAt: None for not nullable"),
     "Dataset.description may be null": ("dataset", "at description: None for not nullable"),
+    "a field's description may be null": (
+        "dataset",
+        "at fields/0/description: None for not nullable",
+    ),
     "GraphNode.data follows the node type": ("lineage", "could not be resolved"),
     "Job.parentJobName may be null": ("lineage", "/data/parentJobName: None for not nullable"),
     "Job.parentJobUuid may be null": ("lineage", "/data/parentJobUuid: None for not nullable"),
