@@ -180,10 +180,11 @@ class MarquezIndex:
             if radops_facet({"run": run}).get("callDigest") == digest and (
                 run.get("state") == "COMPLETED"
             ):
-                return self._event(run)
+                # The skip needs the run's facets, not the code link: one request less.
+                return self._event(run, job_facets=False)
         return None
 
-    def _event(self, run: Mapping[str, Any]) -> dict[str, Any]:
+    def _event(self, run: Mapping[str, Any], *, job_facets: bool = True) -> dict[str, Any]:
         run_id = str(run["id"])
         full = run if "facets" in run and "jobVersion" in run else (self.client.run(run_id) or run)
         job = full.get("jobVersion") or {}
@@ -195,7 +196,7 @@ class MarquezIndex:
             "job": {
                 "namespace": job.get("namespace", self.job_namespace),
                 "name": job.get("name", ""),
-                "facets": self.client.job_facets(run_id),
+                "facets": self.client.job_facets(run_id) if job_facets else {},
             },
             "inputs": [
                 dict(zip(("namespace", "name"), _lake_dataset(item), strict=True))
