@@ -529,6 +529,17 @@ def test_source_url_is_github_or_gitlab_style(origin: str, url: str | None) -> N
     assert source.url == expected
 
 
+@pytest.mark.parametrize("origin", ["/srv/git/pipes.git", "file:///srv/git/pipes.git", "../up"])
+def test_an_origin_that_is_not_a_web_address_gives_a_warning(origin: str) -> None:
+    """A clone of a local path has no link; the warning names the origin, so the creation's
+    code is never shown as "not recorded" without a reason."""
+    source = source_in(origin)
+    assert source.url is None
+    assert source.warning == (
+        f"the origin remote of /repo ({origin}) is not a web address: no code link"
+    )
+
+
 def test_events_of_every_kind_of_run_validate(make_lake: MakeLake, tmp_path: Path) -> None:
     """add, File.write, a file_creator run and failure, rm: every stored event is valid."""
     lake = make_lake("everything")

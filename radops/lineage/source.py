@@ -79,6 +79,12 @@ class SourceInfo:
             )
         if self.git.origin is None:
             return f"the repository {self.git.repo_root} has no origin remote: no code link"
+        if web_url(self.git.origin) is None:
+            # A clone of a local path or a file:// remote: nothing a browser elsewhere can open.
+            return (
+                f"the origin remote of {self.git.repo_root} ({self.git.origin}) "
+                "is not a web address: no code link"
+            )
         return None
 
 
