@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import REPO_ROOT
@@ -70,7 +71,7 @@ def test_ml_pipeline_sweeps_rerun_only_what_changed_and_trace_the_report(
     ran = [label for label, (status, _) in second.items() if status == "ran"]
     assert ran == ["train max_depth=4", "evaluate max_depth=4", "report"]
     assert all(second[label][1] == first[label][1] for label in SWEEP_1[:-1])  # same files
-    assert second["split"][1] == "wine/train.csv, wine/test.csv"
+    assert second["split"][1] == "wine/train.parquet, wine/test.parquet"
     assert second["report"][1] == "reports/wine-sweep-2.md"
     assert re.fullmatch(
         r"examples\.ml-pipeline\.pipeline\.train/[0-9a-f]{32}-0\.pkl",
@@ -98,10 +99,17 @@ def test_ml_pipeline_sweeps_rerun_only_what_changed_and_trace_the_report(
     path = run(["radops", "datalake", "local-path", cleaned], env, cwd).stdout.strip()
     lines = Path(path).read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("class,alcohol,") and len(lines) == 179
+    # The split typed them: the class an integer, the measurements floats, 54 rows to test on.
+    for uid, rows in (("wine/train.parquet", 124), ("wine/test.parquet", 54)):
+        path = run(["radops", "datalake", "local-path", uid], env, cwd).stdout.strip()
+        table = pq.read_table(path)
+        assert table.num_rows == rows
+        assert {str(field.type) for field in table.schema} == {"int64", "double"}
+        assert str(table.schema.field("class").type) == "int64"
 
     # The report's lineage goes back through every step to the URL the data came from.
     lineage = out.split("\n$ radops datalake lineage reports/wine-sweep-2.md --depth 6\n")[1]
-    for made in (cleaned, "wine/train.csv, wine/test.csv", "raw/wine.data"):
+    for made in (cleaned, "wine/train.parquet, wine/test.parquet", "raw/wine.data"):
         assert f"\n{made} was made by:\n" in lineage
     for expected in (
         "function examples.ml-pipeline.pipeline.report",
@@ -172,6 +180,16 @@ def test_every_file_of_the_sweeps_has_its_full_lineage_in_marquez(
         client = MarquezClient(marquez.url)
         gaps = {uid: missing_from_graph(lake, client, uid) for uid in uids}
         assert {uid: gap for uid, gap in gaps.items() if gap} == {}
+        # Marquez shows the tables' columns: the Parquet sets' types from their footers.
+        for uid in ("wine/train.parquet", "wine/test.parquet"):
+            shown = client.dataset(*lake.store.dataset(uid))
+            assert shown is not None
+            assert [(f["name"], f["type"]) for f in shown["fields"]][:3] == [
+                ("class", "int64"),
+                ("alcohol", "double"),
+                ("malic_acid", "double"),
+            ]
+            assert len(shown["fields"]) == 14
         failed_runs = [e for e in lake.lineage.index.events() if e["eventType"] == "FAIL"]
         assert len(failed_runs) == 1
         assert client.run(failed_runs[0]["run"]["runId"])["state"] == "FAILED"  # type: ignore[index]

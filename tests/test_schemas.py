@@ -28,6 +28,7 @@ from tests.example_runs import EXAMPLES
 from tests.marquez_server import MarquezServer
 from tests.olschema import validate_event
 
+# The cleaned CSV's types as pyarrow infers them: these columns hold whole numbers only.
 WINE_TYPES = {"class": "int64", "magnesium": "int64", "proline": "int64"}
 
 
@@ -92,28 +93,55 @@ def put_bytes(lake: DataLake, uid: str, data: bytes) -> File:
     return file
 
 
-def test_the_ml_pipelines_csv_outputs_carry_their_columns(lake: DataLake, ml) -> None:
-    """examples/ml-pipeline: `clean`'s CSV and `split`'s wine/train.csv and wine/test.csv name
-    their 14 columns and the types of their values in the COMPLETE event."""
+def test_the_ml_pipelines_csv_and_parquet_outputs_carry_their_columns(lake: DataLake, ml) -> None:
+    """examples/ml-pipeline, its own steps: `clean`'s CSV names its 14 columns with the types
+    pyarrow infers from its first rows; `split`'s wine/train.parquet and wine/test.parquet name
+    them with the types `split` gave them, read from their footers; `train`'s pickled model has
+    none. Every COMPLETE event stored in the lake holds them and validates against OpenLineage."""
     pipeline, make_dataset = ml
     raw = put_bytes(lake, "raw/wine.data", "\n".join(make_dataset.wine_rows()).encode() + b"\n")
 
     cleaned = pipeline.clean(raw)
-    train, test = pipeline.split(cleaned, 0.3, 0, output_uids=["wine/train.csv", "wine/test.csv"])
+    train, test = pipeline.split(
+        cleaned, 0.3, 0, output_uids=["wine/train.parquet", "wine/test.parquet"]
+    )
+    model = pipeline.train(train, n_estimators=2, max_depth=1)  # reads the Parquet set back
 
-    expected = [(name, WINE_TYPES.get(name, "double")) for name in pipeline.COLUMNS]
+    inferred = [(name, WINE_TYPES.get(name, "double")) for name in pipeline.COLUMNS]
+    typed = [(name, "int64" if name == "class" else "double") for name in pipeline.COLUMNS]
     assert cleaned.uid.endswith(".csv")
-    for uid in (cleaned.uid, train.uid, test.uid):
-        assert columns(lake, uid) == expected
-    # The stored record in the lake holds it too (it is what a replay sends).
+    assert columns(lake, cleaned.uid) == inferred
+    rows = {}
+    for made in (train, test):
+        assert columns(lake, made.uid) == typed
+        with made.open("rb") as handle:  # the whole file, as a reader of the set sees it
+            table = pq.read_table(handle)
+        assert [(field.name, str(field.type)) for field in table.schema] == typed
+        rows[made.uid] = table.num_rows
+    assert rows == {"wine/train.parquet": 124, "wine/test.parquet": 54}  # 178 clean wines
+    assert "schema" not in output_facets(lake, model.uid)
+    assert "schema" not in output_facets(lake, raw.uid)  # no table format by its uid
+
+    # The records stored in the lake (what a replay sends) hold the same facets, and validate.
     stored = [
         event
         for name in lake.lineage.records.names()
         if (event := lake.lineage.records.read(name)) and event["eventType"] == "COMPLETE"
     ]
-    assert sum("schema" in o["facets"] for e in stored for o in e["outputs"]) == 3
-    # The raw file, no table format by its uid, has none.
-    assert "schema" not in output_facets(lake, raw.uid)
+    assert len(stored) == 4  # the raw file's write, clean, split, train
+    for event in stored:
+        validate_event(event)
+    recorded = {
+        output["name"]: [(f["name"], f.get("type")) for f in output["facets"]["schema"]["fields"]]
+        for event in stored
+        for output in event["outputs"]
+        if "schema" in output["facets"]
+    }
+    assert recorded == {
+        lake.store.dataset(cleaned.uid)[1]: inferred,
+        lake.store.dataset(train.uid)[1]: typed,
+        lake.store.dataset(test.uid)[1]: typed,
+    }
 
 
 @file_creator
