@@ -63,6 +63,7 @@ __all__ = [
     "case_17",
     "find_dvc",
     "install_dvc",
+    "missing_dvc",
 ]
 
 #: The versions the peer table was measured with (also the ``bench`` extra's pins).
@@ -73,11 +74,6 @@ DVC_S3_VERSION = "3.3.0"
 DVC_VENV = Path.home() / ".cache" / "radops-bench" / "dvc-venv"
 #: The cases that run DVC.
 NEEDS_DVC = ("14", "15", "17")
-MISSING = (
-    "cases {cases} compare with DVC, which is not installed: run "
-    "`python -m benchmarks --install-dvc` (DVC in a venv of its own, {venv}), or "
-    "`pip install -e '.[bench]'` in a venv of its own and pass --dvc PATH"
-)
 
 MB = 1000**2
 # (size, trials) of the one-file case and (count, size, trials) of the many-files one.
@@ -87,6 +83,16 @@ MANY_QUICK, MANY_FULL = (100, 4096, 2), (2_000, 4096, 3)
 
 class DvcMissingError(RuntimeError):
     """A case that needs DVC was chosen and no ``dvc`` executable was found."""
+
+
+def missing_dvc(cases: Sequence[str]) -> str:
+    """The one line saying that ``cases`` need DVC and how to install it."""
+    named = f"case {cases[0]} needs" if len(cases) == 1 else f"cases {', '.join(cases)} need"
+    return (
+        f"{named} DVC, which is not installed: run `python -m benchmarks --install-dvc` "
+        f"(DVC in a venv of its own, {DVC_VENV}), or `pip install -e '.[bench]'` in a venv of "
+        "its own and pass --dvc PATH"
+    )
 
 
 def find_dvc(explicit: Path | None = None) -> Path | None:
@@ -241,7 +247,7 @@ def _dvc_env(ctx: Context) -> dict[str, str]:
 
 def _dvc(ctx: Context) -> str:
     if ctx.dvc is None:
-        raise DvcMissingError(MISSING.format(cases=", ".join(NEEDS_DVC), venv=DVC_VENV))
+        raise DvcMissingError(missing_dvc(NEEDS_DVC))
     return str(ctx.dvc)
 
 

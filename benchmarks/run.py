@@ -126,12 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.cases import CASES
     from benchmarks.peer_cases import (
         DVC_VENV,
-        MISSING,
         NEEDS_DVC,
         PEER_CASES,
         dvc_description,
         find_dvc,
         install_dvc,
+        missing_dvc,
     )
 
     every = {**CASES, **PEER_CASES}
@@ -183,11 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     if any(case in NEEDS_DVC for case in chosen):
         dvc = find_dvc(args.dvc)
         if dvc is None:
-            needing = ", ".join(case for case in chosen if case in NEEDS_DVC)
-            print(
-                "python -m benchmarks: " + MISSING.format(cases=needing, venv=DVC_VENV),
-                file=sys.stderr,
-            )
+            needing = [case for case in chosen if case in NEEDS_DVC]
+            print(f"python -m benchmarks: {missing_dvc(needing)}", file=sys.stderr)
             return 1
 
     _environment()
