@@ -298,7 +298,8 @@ def _time_row(
     ratio = _median_ratio(pairs)
     ours = statistics.median(p[0] for p in pairs)
     theirs = statistics.median(p[1] for p in pairs)
-    note = "; ".join(filter(None, [note, f"median ratio of {len(pairs)} trials"]))
+    each = ", ".join(f"{ours / theirs:.2f}" for ours, theirs in pairs)
+    note = "; ".join(filter(None, [note, f"median of {len(pairs)} trials' ratios ({each})"]))
     if limit is None:
         return info_row(
             case, name, seconds(ours), note, baseline=seconds(theirs), ratio=f"{ratio:.2f}x"
