@@ -437,7 +437,7 @@ def case_14(ctx: Context) -> list[Row]:
 
 # -- 15. publish and fetch many small files -------------------------------------------------------
 
-# Until `radops datalake download PREFIX` exists, the radops side of the fetch is the library's
+# Until `radops datalake download FOLDER/` exists, the radops side of the fetch is the library's
 # own loop in one process: every file under the prefix, downloaded and verified one by one.
 _FETCH_LOOP = """
 import sys
@@ -454,11 +454,12 @@ _prefix_download: bool | None = None
 
 
 def download_takes_a_prefix() -> bool:
-    """Whether ``radops datalake download`` accepts a prefix (its help names PREFIX)."""
+    """Whether ``radops datalake download`` takes a folder of the lake: its help speaks of a
+    folder or a prefix (before, it took one ``UID`` and said nothing of either)."""
     global _prefix_download
     if _prefix_download is None:
         shown = _run([*radops_command(), "datalake", "download", "--help"], None, dict(os.environ))
-        _prefix_download = "PREFIX" in shown
+        _prefix_download = any(word in shown.lower() for word in ("folder", "prefix"))
     return _prefix_download
 
 
@@ -493,7 +494,7 @@ def case_15(ctx: Context) -> list[Row]:
         how = "datalake download data/"
     else:
         fetch_ours = [sys.executable, "-c", _FETCH_LOOP, "data/"]
-        how = "DataLake.download of each file in one process: no `download PREFIX` yet"
+        how = "DataLake.download of each file in one process: no `download FOLDER/` yet"
     publish: list[tuple[Trial, Trial]] = []
     fetch: list[tuple[Trial, Trial]] = []
     for i in range(trials):
