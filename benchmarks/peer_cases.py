@@ -20,9 +20,10 @@ of the trial (the commands run one after the other; DVC's analytics and updater 
 off). The tools alternate which goes first from trial to trial, and a row gives the median
 of the trials' ratios.
 
-DVC and dvc-s3 pin a botocore older than radops' boto3 wants, so they usually live in a
-virtual environment of their own: ``python -m benchmarks --install-dvc`` makes one (see
-:data:`DVC_VENV`), or pass ``--dvc PATH``. Cases 14, 15 and 17 refuse to start without DVC.
+dvc-s3 (through s3fs and aiobotocore) pins a botocore older than radops' boto3 wants, so DVC
+usually lives in a virtual environment of its own: ``python -m benchmarks --install-dvc``
+makes one (see :data:`DVC_VENV`), or pass ``--dvc PATH``. Cases 14, 15 and 17 refuse to
+start without DVC.
 """
 
 from __future__ import annotations
