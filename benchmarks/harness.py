@@ -63,6 +63,7 @@ class Context:
     profile: bool = False
     profile_sort: str = "cumulative"
     profiles: list[str] = field(default_factory=list)
+    dvc: Path | None = None  # the dvc executable of the peer cases (benchmarks.peer_cases)
     _counter: Iterator[int] = field(default_factory=itertools.count)
     _lakes: list[DataLake] = field(default_factory=list)
     _marquez: MarquezServer | None = None

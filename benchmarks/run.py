@@ -1,9 +1,12 @@
-"""Run the benchmark suite: ``python -m benchmarks [--quick] [--only CASE] [--write-doc]``.
+"""Run the benchmark suite: ``python -m benchmarks [--quick] [--only CASE] [--peers]``.
 
 Starts its own SeaweedFS (``weed mini``) on free loopback ports, runs each case (radops and
 its baseline in the same run, interleaved, after a warm-up), and prints one table row per
 measurement: radops' median, the baseline's median, their ratio, the target, pass or MISS.
 ``--write-doc`` puts the table and the machine description into ``docs/benchmarks.md``.
+
+The peer cases (radops against DVC and joblib, :mod:`benchmarks.peer_cases`) run only when
+named, with ``--peers`` or ``--only``: DVC is not among the test dependencies.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from benchmarks.harness import BUCKET, Context, Row, machine_description
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 START = "<!-- results: start (written by python -m benchmarks --write-doc) -->"
 END = "<!-- results: end -->"
+PEER_START = "<!-- peer results: start (written by python -m benchmarks --write-doc) -->"
+PEER_END = "<!-- peer results: end -->"
 HEADERS = ("case", "measurement", "radops", "baseline", "ratio", "target", "result", "note")
 
 
@@ -82,38 +87,78 @@ def markdown_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def write_doc(rows: list[Row], machine: dict[str, str], mode: str, elapsed: float) -> None:
+def _section(
+    rows: list[Row], machine: dict[str, str], mode: str, elapsed: float, command: str
+) -> str:
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     described = "\n".join(f"- {key}: {value}" for key, value in machine.items())
-    section = (
-        f"{START}\n\n"
-        f"Measured {when}, {mode} mode, in {elapsed:.0f} s, with "
-        f"`python -m benchmarks{' --quick' if mode == 'quick' else ''} --write-doc`.\n\n"
-        f"{described}\n\n{markdown_table(rows)}\n\n{END}"
+    return (
+        f"Measured {when}, {mode} mode, in {elapsed:.0f} s, with `{command}`.\n\n"
+        f"{described}\n\n{markdown_table(rows)}"
     )
-    if DOC.exists():
-        text = DOC.read_text(encoding="utf-8")
-        if START in text and END in text:
-            pattern = re.escape(START) + ".*?" + re.escape(END)
-            text = re.sub(pattern, lambda _: section, text, count=1, flags=re.S)
+
+
+def write_doc(
+    rows: list[Row], machine: dict[str, str], mode: str, elapsed: float, command: str
+) -> None:
+    """Put the rows into their sections of the page: the peer cases' (14-17) into the peer
+    results, the others into the results; a section without rows in this run is kept."""
+    from benchmarks.peer_cases import PEER_CASES
+
+    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
+    groups = (
+        ([r for r in rows if r.case not in PEER_CASES], START, END),
+        ([r for r in rows if r.case in PEER_CASES], PEER_START, PEER_END),
+    )
+    for group, start, end in groups:
+        if not group:
+            continue
+        section = f"{start}\n\n{_section(group, machine, mode, elapsed, command)}\n\n{end}"
+        if start in text and end in text:
+            pattern = re.escape(start) + ".*?" + re.escape(end)
+            text = re.sub(pattern, lambda _, new=section: new, text, count=1, flags=re.S)
         else:
             text = text.rstrip("\n") + "\n\n" + section + "\n"
-    else:
-        text = f"# Benchmarks\n\n{section}\n"
     DOC.write_text(text, encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
     from benchmarks.cases import CASES
+    from benchmarks.peer_cases import (
+        DVC_VENV,
+        NEEDS_DVC,
+        PEER_CASES,
+        dvc_description,
+        find_dvc,
+        install_dvc,
+        missing_dvc,
+    )
 
+    every = {**CASES, **PEER_CASES}
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats (CI)")
     parser.add_argument(
         "--only",
         action="append",
-        choices=list(CASES),
+        choices=list(every),
         metavar="CASE",
-        help="run this case only (repeatable): " + ", ".join(CASES),
+        help="run this case only (repeatable): " + ", ".join(every),
+    )
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also run the peer cases (" + ", ".join(PEER_CASES) + "): radops vs DVC and joblib",
+    )
+    parser.add_argument(
+        "--dvc",
+        type=Path,
+        metavar="PATH",
+        help=f"the dvc executable of the peer cases (default: beside this Python, or {DVC_VENV})",
+    )
+    parser.add_argument(
+        "--install-dvc",
+        action="store_true",
+        help=f"install the pinned DVC and dvc-s3 into {DVC_VENV} (a venv of their own) first",
     )
     parser.add_argument("--write-doc", action="store_true", help=f"write the results to {DOC}")
     parser.add_argument(
@@ -129,7 +174,18 @@ def main(argv: list[str] | None = None) -> int:
         help="order of --profile's lines: a pstats key (cumulative, tottime...)",
     )
     args = parser.parse_args(argv)
-    chosen = args.only or list(CASES)
+    if args.install_dvc:
+        print(f"installed {install_dvc()}", file=sys.stderr, flush=True)
+        if not (args.only or args.peers):
+            return 0
+    chosen = args.only or [*CASES, *(PEER_CASES if args.peers else [])]
+    dvc = None
+    if any(case in NEEDS_DVC for case in chosen):
+        dvc = find_dvc(args.dvc)
+        if dvc is None:
+            needing = [case for case in chosen if case in NEEDS_DVC]
+            print(f"python -m benchmarks: {missing_dvc(needing)}", file=sys.stderr)
+            return 1
 
     _environment()
     from tests.seaweed import start_seaweed
@@ -141,15 +197,26 @@ def main(argv: list[str] | None = None) -> int:
         (root / "seaweed").mkdir()
         server = start_seaweed(root / "seaweed")
         ctx = Context(
-            server, root, quick=args.quick, profile=args.profile, profile_sort=args.profile_sort
+            server,
+            root,
+            quick=args.quick,
+            profile=args.profile,
+            profile_sort=args.profile_sort,
+            dvc=dvc,
         )
         try:
             server.create_bucket(BUCKET)
             machine = machine_description(server)
+            if any(case in PEER_CASES for case in chosen):
+                import joblib
+
+                machine["joblib"] = joblib.__version__
+            if dvc is not None:
+                machine["DVC"] = dvc_description(dvc)
             for case in chosen:
                 began = time.monotonic()
                 print(f"case {case}...", file=sys.stderr, flush=True)
-                found = CASES[case](ctx)
+                found = every[case](ctx)
                 rows.extend(found)
                 for row in found:
                     print(
@@ -178,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             encoding="utf-8",
         )
     if args.write_doc:
-        write_doc(rows, machine, mode, elapsed)
+        shown = argv if argv is not None else sys.argv[1:]
+        write_doc(rows, machine, mode, elapsed, " ".join(["python -m benchmarks", *shown]))
         print(f"written to {DOC}")
     return 0
