@@ -137,7 +137,7 @@ def test_an_upload_lost_midway_takes_back_every_file_of_the_add(
     with pytest.raises(FileExistsInLakeError, match="already exists"):
         adder.add_files(pairs(root, contents, "bulk"), progress=Tally(race))
     assert [meta.key for meta in adder.files()] == [intruder]
-    assert [uid for uid in adder.local.uids()] == []
+    assert list(adder.local.uids()) == []
     leftover = repair(adder, dry_run=True)
     assert (leftover.abandoned, leftover.under_way, leftover.lost) == ((), (), ())
     auditor = make_lake("auditor")  # what the lake's records say, read afresh
@@ -186,7 +186,7 @@ def test_prefetch_of_nothing_is_an_error(lake: DataLake) -> None:
     """A prefix with no file under it, or a uid the lake lacks, raises FileNotInLakeError."""
     with pytest.raises(FileNotInLakeError, match="no file is under 'none/'"):
         lake.prefetch("none/")
-    with pytest.raises(FileNotInLakeError, match="'ghost.bin' does not exist"):
+    with pytest.raises(FileNotInLakeError, match=r"'ghost\.bin' does not exist"):
         lake.prefetch(["ghost.bin"])
 
 
@@ -205,7 +205,7 @@ def test_many_concurrent_adds_and_fetches_are_each_verified_and_recorded(
         try:
             metas = adder.add_files(pairs(tmp_path / f"t{n}", trees[n], f"c{n}"))
             added[n] = [meta.metadata[RUN_KEY] for meta in metas]
-        except BaseException as exc:
+        except Exception as exc:  # noqa: BLE001 - the thread's error, checked below
             errors.append(exc)
 
     threads = [threading.Thread(target=add, args=(n,)) for n in trees]
@@ -222,7 +222,7 @@ def test_many_concurrent_adds_and_fetches_are_each_verified_and_recorded(
     def fetch(n: int) -> None:
         try:
             fetched[n] = reader.prefetch(f"c{n}/")
-        except BaseException as exc:
+        except Exception as exc:  # noqa: BLE001 - the thread's error, checked below
             errors.append(exc)
 
     threads = [threading.Thread(target=fetch, args=(n,)) for n in trees]
@@ -292,7 +292,9 @@ def test_cli_download_of_a_folder_prints_every_local_path(
 
 def test_cli_download_of_nothing_fails_with_one_line(cli_env: dict[str, str]) -> None:
     """A name that is neither a file nor a folder of the lake is one error line, exit 1."""
-    assert "'ghost' does not exist" in error_line(run(cli_env, "datalake", "download", "ghost", code=1))
+    assert "'ghost' does not exist" in error_line(
+        run(cli_env, "datalake", "download", "ghost", code=1)
+    )
     assert "no file is under 'ghost/'" in error_line(
         run(cli_env, "datalake", "download", "ghost/", code=1)
     )
