@@ -285,7 +285,8 @@ def _batches(lake: DataLake, staged: list[_Staged], move: bool) -> list[_Batch]:
     # The input is the folder the files come from (all of them, with their paths relative to
     # it, are the outputs): one input, not one per file, keeps records small and lineage
     # readable; a file's own source is that folder + its path.
-    folder = os.path.commonpath([str(each.source.resolve().parent) for each in staged])
+    parents = {each.source.parent for each in staged}  # resolved once per folder, not per file
+    folder = os.path.commonpath([str(parent.resolve()) for parent in parents])
     source = lake._external_ref("file", folder)
 
     def batch(files: list[_Staged]) -> _Batch:
@@ -298,18 +299,22 @@ def _batches(lake: DataLake, staged: list[_Staged], move: bool) -> list[_Batch]:
         )
         return _Batch(files, creation)
 
-    def size(candidate: _Batch) -> int:
-        event = build_event(_completed(lake, candidate), "COMPLETE")
+    def size(files: list[_Staged]) -> int:
+        event = build_event(_completed(lake, batch(files)), "COMPLETE")
         return len(record_bytes(event_to_dict(event)))
 
     # A margin below the limit: the record must never need shedding (about 900 bytes per
-    # file: a run of about 4,000 files). START and FAIL records name no outputs.
+    # file: a run of about 4,000 files). START and FAIL records name no outputs. The size is
+    # estimated from the files of the longest uids (building the whole record to measure it
+    # cost as much as writing it), so it errs on the large side.
     budget = RECORD_MAX_BYTES * 9 // 10
-    whole = batch(staged)
-    total = size(whole)
-    if total <= budget:
-        return [whole]
-    parts = math.ceil(total / budget) + 1
+    longest = sorted(staged, key=lambda each: len(each.uid.encode()), reverse=True)[:32]
+    one = size(longest[:1])
+    per_file = (size(longest) - one) / (len(longest) - 1) if len(longest) > 1 else 0
+    estimate = one + per_file * (len(staged) - 1)
+    if estimate <= budget:
+        return [batch(staged)]
+    parts = math.ceil(estimate / budget) + 1
     step = math.ceil(len(staged) / parts)
     return [batch(staged[i : i + step]) for i in range(0, len(staged), step)]
 
