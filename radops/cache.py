@@ -277,6 +277,12 @@ class LocalStorage:
 
     @property
     def db(self) -> sqlite3.Connection:
+        if self._db is not None:
+            return self._db
+        with self._lock:  # opened once, whichever threads ask first (bulk transfers)
+            return self._open_db()
+
+    def _open_db(self) -> sqlite3.Connection:
         if self._db is None:
             self._ensure_dirs()
             path = self.state_dir / "cache.sqlite"

@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from stat import S_ISREG
 from typing import IO, TYPE_CHECKING, Any
@@ -414,23 +414,54 @@ class DataLake:
         return False
 
     def download(self, uid: str, progress: Progress | None = None) -> Path:
-        """Download ``uid`` into local storage (verified, then renamed into place)."""
+        """Download ``uid`` into local storage (verified, then renamed into place).
+
+        A small object is one request: the download's answer carries the sha256 and size
+        it is verified against (no HEAD first).
+
+        Raises:
+            FileNotInLakeError: the lake does not have it.
+            IntegrityError: the lake's copy is corrupted, or was not made by radops.
+            LocalStorageError: it is larger than ``RADOPS_CACHE_MAX_BYTES`` allows, or the
+                local disk is full or read-only.
+        """
         validate_uid(uid)
-        meta = self.head(uid)
-        if meta is None:
-            raise FileNotInLakeError(
-                f"{uid!r} does not exist locally or in the data lake {self.store.url}"
-            )
-        self.local.check_fits(uid, meta.size)
+
+        def fits(meta: ObjectMeta) -> None:
+            self.local.check_fits(uid, meta.size)
+
         tmp = self.local.temp_path(uid)
         try:
             # A full or read-only disk here is this machine's, not the lake's: say so.
             with self.local.writing(f"download {uid!r}"):
-                meta = self.store.get(uid, tmp, progress=progress, meta=meta)
+                meta = self.store.get(uid, tmp, progress=progress, check=fits)
             # get() verified the bytes against meta.sha256, so it is never None here.
             return self.local.place(tmp, uid, meta.sha256 or "", meta.etag)
+        except FileNotInLakeError:
+            raise FileNotInLakeError(
+                f"{uid!r} does not exist locally or in the data lake {self.store.url}"
+            ) from None
         finally:
             self.local.discard(tmp)
+
+    def prefetch(
+        self, uids_or_prefix: str | Iterable[str], progress: Progress | None = None
+    ) -> dict[str, Path]:
+        """Verified local copies of many files, downloaded concurrently; their paths by uid.
+
+        ``uids_or_prefix``: a prefix (``"raw/2024/"``: every file under it, by one listing)
+        or uids. Files already trusted in local storage are not downloaded again; each
+        download is verified against its sha256 before it becomes visible. At most
+        ``settings.transfer_threads`` move at once. ``progress``: a callable counting bytes,
+        or a :class:`radops.bulk.FilesProgress` that also counts files.
+
+        Raises:
+            FileNotInLakeError: a uid (or, for a prefix, every file) is not in the lake.
+            IntegrityError: a file's copy in the lake is corrupted (the others are fetched).
+        """
+        from radops.bulk import prefetch
+
+        return prefetch(self, uids_or_prefix, progress)
 
     def verify(self, uid: str) -> VerifyResult:
         """Hash every byte of ``uid`` in the lake and of its local copy; repair the local copy.
@@ -746,6 +777,37 @@ class DataLake:
         if move:
             source.unlink()
         return meta
+
+    def add_files(
+        self,
+        files: Iterable[tuple[Path | str, str]],
+        *,
+        move: bool = False,
+        progress: Progress | None = None,
+        delete_stale: bool = False,
+    ) -> list[ObjectMeta]:
+        """Add many local files, each ``(source, uid)``: all of them or none, concurrently.
+
+        The files are one creation, recorded as one run of ``radops.datalake.add`` whose
+        outputs they all are (a few runs for many thousands of files), so ``info``,
+        ``lineage`` and skip decisions work per uid as for :meth:`add_file`. Every uid is
+        checked free first; at most ``settings.transfer_threads`` files are copied, hashed
+        and uploaded at once, each a conditional create. No file is part of the lake before
+        the run's COMPLETE record: if an upload fails, the run's failure is recorded and what
+        it uploaded is removed; if the process is killed, ``datalake repair`` (or the next add
+        of these uids) removes it. ``progress``: a callable counting uploaded bytes, or a
+        :class:`radops.bulk.FilesProgress` that sees every phase and counts files.
+        The metadata of each file is returned, in the order given.
+
+        Raises:
+            FileExistsInLakeError: a uid exists (in the lake or in local storage): nothing
+                is added.
+            UidReuseError: a uid was deleted, and files made from its old bytes remain.
+            ValueError: the same uid is given twice.
+        """
+        from radops.bulk import add_files
+
+        return add_files(self, files, move=move, delete_stale=delete_stale, progress=progress)
 
     def add_url(
         self,

@@ -153,6 +153,21 @@ def _openlineage_configured(environ: Mapping[str, str], base: Path) -> str | Non
     return None
 
 
+def _threads(value: Any) -> int:
+    # int("2.5") would say "invalid literal for int() with base 10": Python's words, not ours.
+    try:
+        count = int(str(value).strip())
+    except ValueError:
+        raise ValueError(f"not a whole number of threads: {value!r} (like 10)") from None
+    if not 1 <= count <= _MAX_THREADS:
+        raise ValueError(f"not a number of threads from 1 to {_MAX_THREADS}: {value!r}")
+    return count
+
+
+# More threads than this only queue on the store's connections and on the GIL.
+_MAX_THREADS = 256
+
+
 def _log_level(value: Any) -> str:
     level = str(value).strip().upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -165,6 +180,7 @@ def _log_level(value: Any) -> str:
 _STRING = ((str,), "a string")
 _SECONDS = ((int, float), "a number of seconds (like 5 or 2.5)")
 _SIZE = ((int, str), 'a size (a number of bytes, or a string like "500MB")')
+_COUNT = ((int,), "a whole number (like 10)")
 
 
 @attrs.frozen
@@ -292,6 +308,14 @@ _SPECS: tuple[_Spec, ...] = (
         "seconds after which another machine's unfinished creation counts as abandoned",
         _SECONDS,
     ),
+    _Spec(
+        "transfer_threads",
+        _threads,
+        10,
+        "files moved at once by `datalake add DIR` and `download PREFIX`, and parts at once "
+        "of one large S3 transfer",
+        _COUNT,
+    ),
 )
 # Secrets come only from the environment (or an argument): never from or into config.toml,
 # and `config show` only says whether they are set.
@@ -338,6 +362,7 @@ class Settings:
     download_max_bytes: int = 10 * 1024**3
     download_timeout: float = 60.0
     stale_after: float = 600.0
+    transfer_threads: int = 10
     marquez_api_key: str | None = attrs.field(default=None, repr=False)
     openlineage_config: str | None = None
     sources: Mapping[str, str] = attrs.field(factory=dict, eq=False, repr=False)

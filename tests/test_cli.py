@@ -639,6 +639,7 @@ def test_config_show_lists_settings_and_their_sources(cli_env):
         "download_max_bytes",
         "download_timeout",
         "stale_after",
+        "transfer_threads",
         "marquez_api_key",
         "openlineage",
     ]

@@ -237,3 +237,64 @@ def progress_bar(phase: str, subject: str, total: int | None) -> Iterator[Progre
     with RichProgress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(f"{phase} {subject}", total=total)
         yield _Bar(bar, task, subject)
+
+
+class _FilesBar:
+    """What :func:`files_bar` yields: a :class:`radops.bulk.FilesProgress` drawing one rich
+    task for many files, ``PHASE DONE/FILES files`` with their bytes. Called from the
+    threads of a bulk transfer: rich's task updates take its lock, the file count takes ours."""
+
+    def __init__(self, bar: RichProgress, task: TaskID) -> None:
+        import threading
+
+        self._bar = bar
+        self._task = task
+        self._lock = threading.Lock()
+        self._phase = ""
+        self._files = 0
+        self._done = 0
+
+    def __call__(self, n: int) -> None:
+        self._bar.advance(self._task, n)
+
+    def begin(self, phase: str, files: int, size: int | None) -> None:
+        with self._lock:
+            self._phase, self._files, self._done = phase, files, 0
+            self._bar.reset(self._task, total=size, description=self._description())
+        self._bar.refresh()
+
+    def file_done(self) -> None:
+        with self._lock:
+            self._done += 1
+            self._bar.update(self._task, description=self._description())
+
+    def _description(self) -> str:
+        return f"{self._phase} {self._done}/{self._files} files"
+
+
+@contextlib.contextmanager
+def files_bar() -> Iterator[_FilesBar | None]:
+    """One rich progress bar on stderr for many files (files done, bytes, speed); nothing when
+    stderr is not a terminal. The library names each phase as it begins."""
+    console = err()
+    if not console.is_terminal:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+    from rich.progress import Progress as RichProgress
+
+    columns = (
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with RichProgress(*columns, console=console, transient=True) as bar:
+        yield _FilesBar(bar, bar.add_task("", total=None))

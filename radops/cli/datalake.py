@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import posixpath
 import sys
 from enum import Enum
 from pathlib import Path
@@ -15,6 +14,7 @@ import typer
 from radops.cli._common import (
     abort,
     err,
+    files_bar,
     handle_errors,
     lake,
     out,
@@ -23,6 +23,7 @@ from radops.cli._common import (
     warn,
 )
 from radops.cli._help import examples
+from radops.errors import FileNotInLakeError
 
 if TYPE_CHECKING:
     from radops.lake import DataLake
@@ -205,7 +206,7 @@ def add(
 def _add_directory(
     data_lake: DataLake, source: Path, prefix: str, move: bool, delete_stale: bool
 ) -> None:
-    """Add every regular file under ``source``: all uids checked free before the first upload."""
+    """Add every regular file under ``source``, as one creation: all of them or none."""
     from radops.escape import shown
     from radops.sources import plan_directory
 
@@ -214,37 +215,14 @@ def _add_directory(
         if each.skipped:
             warn(f"skipped {each.path}: {each.skipped}")
     files = [(each.path, each.uid) for each in planned if each.uid is not None]
-    taken = _in_the_lake(data_lake, [uid for _, uid in files])
-    if taken:
-        abort(
-            f"{len(taken)} of the files already exist in the data lake "
-            f"({', '.join(taken[:5])}{', ...' if len(taken) > 5 else ''}): nothing added"
-        )
-    total = 0
-    for path, uid in files:
-        with progress_bar("hashing", uid, path.stat().st_size) as progress:
-            meta = data_lake.add_file(
-                path, uid, move=move, progress=progress, delete_stale=delete_stale
-            )
-        total += meta.size
-        sys.stdout.write(f"{shown(uid)}\n")
+    with files_bar() as progress:
+        metas = data_lake.add_files(files, move=move, progress=progress, delete_stale=delete_stale)
+    sys.stdout.write("".join(f"{shown(meta.key)}\n" for meta in metas))
     err().print(
-        f"added {len(files)} file(s) ({total} bytes) from {source} to {data_lake.store.url}",
+        f"added {len(metas)} file(s) ({sum(meta.size for meta in metas)} bytes) from {source} "
+        f"to {data_lake.store.url}",
         markup=False,
     )
-
-
-def _in_the_lake(data_lake: DataLake, uids: list[str]) -> list[str]:
-    """Those of ``uids`` the lake has: one listing of their common folder (a request per 1,000
-    keys, not one per file), or a HEAD each when they share no folder (the whole lake could be
-    far larger than the directory)."""
-    if not uids:
-        return []
-    folder = posixpath.commonpath([uid.rpartition("/")[0] for uid in uids])
-    if not folder:
-        return [uid for uid in uids if data_lake.head(uid) is not None]
-    present = {meta.key for meta in data_lake.store.list(f"{folder}/")}
-    return [uid for uid in uids if uid in present]
 
 
 @app.command(
@@ -322,15 +300,58 @@ def info(
     print_rows(rows)
 
 
-@app.command("download")
+@app.command(
+    "download",
+    epilog=examples(
+        ("download one file; print its local path", "radops datalake download raw/data.csv"),
+        (
+            "download every file under a folder, 10 at a time",
+            "radops datalake download raw/2024/",
+        ),
+        (
+            "the same, 32 at a time",
+            "RADOPS_TRANSFER_THREADS=32 radops datalake download raw/2024",
+        ),
+    ),
+)
 @handle_errors
-def download(ctx: typer.Context, uid: str = typer.Argument(..., help="The file's uid.")) -> None:
-    """Download a file into local storage (verified); print its local path."""
+def download(
+    ctx: typer.Context,
+    target: str = typer.Argument(
+        ..., metavar="UID_OR_FOLDER", help="A file's uid, or a folder of the lake (raw/2024/)."
+    ),
+) -> None:
+    """Download a file, or every file under a folder, into local storage (verified).
+
+    Prints the local path of each file, one per line. TARGET names a file if the lake has
+    one by that uid, otherwise the folder TARGET/ (a TARGET ending in / is always a folder),
+    like the targets of dvc pull. Files already in local storage as radops placed them are
+    not downloaded again; RADOPS_TRANSFER_THREADS files move at once.
+    """
+    from radops.bulk import fetch
+
     data_lake = lake(ctx)
-    meta = data_lake.head(uid)
-    with progress_bar("downloading", uid, meta.size if meta else None) as progress:
-        path = data_lake.local_path(uid, progress=progress)
-    typer.echo(str(path))
+    folder = target.endswith("/")
+    with files_bar() as progress:
+        if folder:
+            fetched = fetch(data_lake, target, progress)
+        else:
+            try:
+                fetched = fetch(data_lake, [target], progress)
+            except FileNotInLakeError as missing:
+                # Not a file: a folder of that name, if the lake has one.
+                if not any(True for _ in data_lake.files(f"{target}/")):
+                    raise missing from None
+                folder = True
+                fetched = fetch(data_lake, f"{target}/", progress)
+    sys.stdout.write("".join(f"{path}\n" for path in fetched.paths.values()))
+    if folder:
+        already = len(fetched.paths) - len(fetched.downloaded)
+        err().print(
+            f"downloaded {len(fetched.downloaded)} file(s) ({fetched.size} bytes) from "
+            f"{data_lake.store.url}; {already} already in local storage",
+            markup=False,
+        )
 
 
 @app.command("local-path")

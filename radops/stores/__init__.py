@@ -30,11 +30,12 @@ __all__ = [
 def store_from_settings(settings: Settings) -> ObjectStore:
     """The store ``settings.remote`` names: ``s3://...`` or a directory."""
     if settings.remote.startswith("s3://"):
-        from radops.stores.s3 import S3Store
+        from radops.stores.s3 import S3Store, TransferSettings
 
         return S3Store(
             settings.remote,
             endpoint_url=settings.s3_endpoint_url,
+            transfer=TransferSettings(max_concurrency=settings.transfer_threads),
             stale_after=settings.stale_after,
         )
     return DirectoryStore(Path(settings.remote), state_dir=settings.state_dir)

@@ -101,10 +101,14 @@ class ObjectStore(Protocol):
         *,
         progress: Progress | None = None,
         meta: ObjectMeta | None = None,
+        check: Callable[[ObjectMeta], None] | None = None,
     ) -> ObjectMeta:
         """Download ``key`` into the new file ``dest``, verifying its sha256 on the way.
 
-        ``meta``: the object's metadata if the caller just fetched it (saves a request).
+        ``meta``: the object's metadata if the caller just fetched it (a download pinned to
+        that version). Without it, the store takes the metadata from the download's own
+        answer, so that a small object costs one request. ``check`` is called with the
+        metadata before any byte is written to ``dest``; what it raises ends the download.
 
         Raises FileNotInLakeError if missing and IntegrityError if the bytes do not match.
         On error ``dest`` may hold partial bytes: the caller owns and removes it.

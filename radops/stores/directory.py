@@ -24,7 +24,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from stat import S_ISREG
@@ -282,6 +282,7 @@ class DirectoryStore:
         *,
         progress: Progress | None = None,
         meta: ObjectMeta | None = None,
+        check: Callable[[ObjectMeta], None] | None = None,
     ) -> ObjectMeta:
         data_path = self._data_path(key)
         try:
@@ -300,6 +301,8 @@ class DirectoryStore:
                     f"{key!r} in {self.root} has no recorded sha256: it was not created by "
                     "radops, so it cannot be verified"
                 )
+            if check is not None:
+                check(meta)
             # Large files: hash in a thread of its own, beside the copy (see HashingSink).
             background = meta.size >= _BACKGROUND_HASH_FROM
             with dest.open("xb") as target, HashingSink(target, background=background) as sink:

@@ -24,7 +24,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
@@ -227,6 +227,10 @@ class S3Store:
         self._client = client
         self._manager: Any = None
         self._bucket_checked = False
+        # The client and the transfer manager are built on first use, which may be in several
+        # threads at once (bulk transfers): built once, hooked once. A boto3 client is
+        # thread-safe once built; a session is not, so each store builds its own.
+        self._building = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -244,6 +248,13 @@ class S3Store:
     @property
     def client(self) -> S3Client:
         """The boto3 client, built on first use with the conditional-create hook."""
+        client = self._client
+        if client is not None and getattr(client, "_radops_hooked", False):
+            return client
+        with self._building:
+            return self._build_client()
+
+    def _build_client(self) -> S3Client:
         if self._client is None:
             import boto3
             from botocore.config import Config
@@ -270,6 +281,13 @@ class S3Store:
         return self._client
 
     def _transfer_manager(self) -> Any:
+        if self._manager is not None:
+            return self._manager
+        client = self.client
+        with self._building:
+            return self._build_transfer_manager(client)
+
+    def _build_transfer_manager(self, client: S3Client) -> Any:
         if self._manager is None:
             from s3transfer.manager import TransferConfig, TransferManager
 
@@ -278,7 +296,7 @@ class S3Store:
                 multipart_chunksize=self.transfer.multipart_chunksize,
                 max_request_concurrency=self.transfer.max_concurrency,
             )
-            self._manager = TransferManager(self.client, config)
+            self._manager = TransferManager(client, config)
         return self._manager
 
     def _check_bucket(self) -> None:
@@ -517,32 +535,41 @@ class S3Store:
         *,
         progress: Progress | None = None,
         meta: ObjectMeta | None = None,
+        check: Callable[[ObjectMeta], None] | None = None,
     ) -> ObjectMeta:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        meta = meta or self.head(key)
-        if meta is None:
-            raise FileNotInLakeError(f"{key!r} is not in the data lake {self.url}")
-        if meta.sha256 is None:
-            raise IntegrityError(
-                f"{key!r} in {self.url} has no recorded sha256: it was not created by radops, "
-                "so it cannot be verified"
-            )
         s3_key = self._key(key)
-        # IfMatch pins a small download to the version whose sha256 we just read; the
-        # transfer manager does not accept it, and there the sha256 check alone protects.
-        pin: dict[str, Any] = {"IfMatch": meta.etag} if meta.etag else {}
         sink: HashingSink | InOrderHasher
         try:
             with dest.open("x+b") as target:  # read too: InOrderHasher reads back
-                if meta.size < self.transfer.multipart_threshold:
-                    with HashingSink(target) as sink:
-                        response = self.client.get_object(Bucket=self.bucket, Key=s3_key, **pin)
-                        for chunk in response["Body"].iter_chunks(1024 * 1024):
-                            sink.write(chunk)
-                            if progress:
-                                progress(len(chunk))
+                response = None
+                if meta is None:
+                    # One request: the GET's answer carries the size, sha256 and run that a
+                    # HEAD would have given. A large object's body is left unread, and its
+                    # parts come through the transfer manager below.
+                    response = self.client.get_object(Bucket=self.bucket, Key=s3_key)
+                    meta = _meta(key, response)
                 else:
+                    # IfMatch pins the download to the version whose sha256 the caller read;
+                    # the transfer manager does not accept it, and there the sha256 check
+                    # alone protects.
+                    pin: dict[str, Any] = {"IfMatch": meta.etag} if meta.etag else {}
+                    if meta.sha256 is not None and meta.size < self.transfer.multipart_threshold:
+                        response = self.client.get_object(Bucket=self.bucket, Key=s3_key, **pin)
+                try:
+                    self._check_meta(key, meta, check)
+                    if response is not None and meta.size < self.transfer.multipart_threshold:
+                        with HashingSink(target) as sink:
+                            for chunk in response["Body"].iter_chunks(1024 * 1024):
+                                sink.write(chunk)
+                                if progress:
+                                    progress(len(chunk))
+                        response = None
+                finally:
+                    if response is not None:
+                        response["Body"].close()  # not read: the connection is not reused
+                if meta.size >= self.transfer.multipart_threshold:
                     # Parts land at their offsets as they arrive; a thread hashes the file
                     # in order behind them (see InOrderHasher).
                     with InOrderHasher(os.dup(target.fileno())) as sink:
@@ -565,6 +592,18 @@ class S3Store:
                 f"{sink.hexdigest()}, {meta.sha256} was recorded when it was created"
             )
         return meta
+
+    def _check_meta(
+        self, key: str, meta: ObjectMeta, check: Callable[[ObjectMeta], None] | None
+    ) -> None:
+        """Refuse an object radops cannot verify, then let the caller refuse it."""
+        if meta.sha256 is None:
+            raise IntegrityError(
+                f"{key!r} in {self.url} has no recorded sha256: it was not created by radops, "
+                "so it cannot be verified"
+            )
+        if check is not None:
+            check(meta)
 
     def list(self, prefix: str = "") -> Iterator[ObjectMeta]:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -1,0 +1,495 @@
+"""Many files at once: ``datalake add DIR`` and ``datalake download PREFIX``.
+
+Both move up to ``settings.transfer_threads`` files at once and keep the guarantees of one file.
+
+**Adding** is one run of ``radops.datalake.add`` whose outputs are all the files (split into a few
+runs only when one record would pass half of
+:data:`~radops.lineage.validate.RECORD_MAX_BYTES`, several thousand files). In order:
+
+1. every uid is checked free (one listing of the files' common folder); objects that earlier,
+   killed adds left without a record are removed (they were never part of the lake);
+2. every file is copied into local storage and hashed, concurrently;
+3. every file is uploaded, concurrently, each a conditional create carrying the run's id;
+4. the run's COMPLETE record is written: from then on, and only then, the files are part of the
+   lake (see :meth:`radops.lake.DataLake.creation_state`).
+
+An object whose run has no COMPLETE record is *under way* while its writer lives, *abandoned*
+once it is dead: a kill anywhere before step 4 leaves only objects that ``datalake repair`` or
+the next ``add`` removes, and a failure (an upload refused, the store down) records FAIL and
+removes the objects this command uploaded. The directory is thus all or nothing: no file of
+it becomes part of the lake unless all do. With several runs (very large directories), a
+failure while writing their records deletes the files of the runs already recorded, each
+deletion recorded; a kill between two records (milliseconds apart) leaves the first runs'
+files, complete and recorded (see docs/reliability.md).
+
+**Fetching** downloads every file under a prefix (one listing) or of a list of uids; files
+already trusted in local storage are left alone, each download is verified against its sha256
+before it is renamed into place, and a small object is one GET (its answer carries the
+sha256). A file that fails does not stop the others; the first error is raised at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import posixpath
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
+
+import attrs
+
+from radops import writers
+from radops.errors import FileExistsInLakeError, FileNotInLakeError, RadopsError
+from radops.uids import uid_problem, validate_uid
+
+if TYPE_CHECKING:
+    from radops.lake import DataLake
+    from radops.lineage.events import Creation
+    from radops.lineage.schemas import Column
+    from radops.stores import ObjectMeta, Progress
+
+__all__ = ["Fetched", "FilesProgress", "add_files", "fetch", "prefetch"]
+
+log = logging.getLogger("radops")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_SHOWN = 5  # uids named in a message about many files
+
+
+@runtime_checkable
+class FilesProgress(Protocol):
+    """One progress display for many files: the bytes moved and the files done, per phase.
+
+    Called from several threads at once: implementations must be thread-safe.
+    """
+
+    def __call__(self, n: int) -> None:
+        """``n`` more bytes of the current phase are done."""
+
+    def begin(self, phase: str, files: int, size: int | None) -> None:
+        """Phase ``phase`` (``"hashing"``, ``"uploading"``, ``"downloading"``) of ``files``
+        files and ``size`` bytes (None: not known) begins; both counts start from zero."""
+
+    def file_done(self) -> None:
+        """One more file of the current phase is done."""
+
+
+def _begin(progress: Progress | None, phase: str, files: int, size: int | None) -> None:
+    if isinstance(progress, FilesProgress):
+        progress.begin(phase, files, size)
+
+
+def _file_done(progress: Progress | None) -> None:
+    if isinstance(progress, FilesProgress):
+        progress.file_done()
+
+
+def _counts(progress: Progress | None, phase: str) -> Progress | None:
+    """What counts the bytes of ``phase``: a plain callable counts only transfers (as for one
+    file, see :func:`radops.stores.start_phase`)."""
+    if isinstance(progress, FilesProgress) or phase != "hashing":
+        return progress
+    return None
+
+
+def run_all(
+    threads: int, items: Sequence[T], work: Callable[[T], R], *, keep_going: bool = False
+) -> list[R]:
+    """``work(item)`` for every item, at most ``threads`` at once; the results in order.
+
+    On the first error the items not yet started are cancelled (unless ``keep_going``), the
+    ones running finish, and then the first error (in item order) is raised. An interrupt
+    (Ctrl-C) cancels what has not started and waits for what runs, so the caller can clean up.
+    """
+    if not items:
+        return []
+    if threads <= 1 or len(items) == 1:
+        return [work(item) for item in items]
+    pool = ThreadPoolExecutor(max_workers=min(threads, len(items)), thread_name_prefix="radops")
+    futures: list[Future[R]] = []
+    try:
+        futures = [pool.submit(work, item) for item in items]
+        wait(futures, return_when="ALL_COMPLETED" if keep_going else FIRST_EXCEPTION)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    for future in futures:
+        if not future.cancelled() and future.exception() is not None:
+            error = future.exception()
+            assert error is not None  # noqa: S101 - for the type checker
+            raise error
+    return [future.result() for future in futures]
+
+
+# -- adding -------------------------------------------------------------------------------------
+
+
+@attrs.define
+class _Staged:
+    """One file copied into local storage and hashed, waiting to be uploaded."""
+
+    source: Path
+    uid: str
+    tmp: Path
+    sha256: str = ""
+    size: int = 0
+    schema: tuple[Column, ...] | None = None
+
+
+@attrs.define
+class _Batch:
+    """The files one run creates, and its record."""
+
+    files: list[_Staged]
+    creation: Creation
+
+
+def add_files(
+    lake: DataLake,
+    files: Iterable[tuple[Path | str, str]],
+    *,
+    move: bool = False,
+    delete_stale: bool = False,
+    progress: Progress | None = None,
+) -> list[ObjectMeta]:
+    """Add each ``(source, uid)`` of ``files`` as one run: all of them, or none.
+
+    See :meth:`radops.lake.DataLake.add_files`.
+    """
+    pairs = [(Path(source), validate_uid(uid)) for source, uid in files]
+    if not pairs:
+        return []
+    uids = [uid for _, uid in pairs]
+    repeated = sorted(uid for uid, count in Counter(uids).items() if count > 1)
+    if repeated:
+        raise ValueError(f"the same uid is given for several files: {', '.join(repeated[:_SHOWN])}")
+    for source, _ in pairs:
+        _check_source(source)
+    # Built here, once, before any thread asks for them.
+    lake.originator  # noqa: B018 - resolving it raises ConfigError before any work
+    lake.store  # noqa: B018
+    lake.lineage  # noqa: B018
+    threads = lake.settings.transfer_threads
+    _clear_the_way(lake, uids, threads)
+    staged: list[_Staged] = []
+    try:
+        sizes = [source.stat().st_size for source, _ in pairs]
+        _begin(progress, "hashing", len(pairs), sum(sizes))
+        hashing = _counts(progress, "hashing")
+
+        def stage(pair: tuple[Path, str]) -> _Staged:
+            each = _Staged(pair[0], pair[1], lake.local.temp_path(pair[1]))
+            staged.append(each)  # before the copy: a failure anywhere removes the temp file
+            _copy_and_hash(lake, each, move, hashing)
+            _file_done(progress)
+            return each
+
+        ready = run_all(threads, pairs, stage)
+        for each in ready:
+            lake._check_reuse(each.uid, each.sha256, delete_stale)
+        metas = _upload(lake, _batches(lake, ready, move), threads, progress)
+    finally:
+        for each in staged:
+            lake.local.discard(each.tmp)
+    if move:
+        for source, _ in pairs:
+            source.unlink()
+    return metas
+
+
+def _check_source(source: Path) -> None:
+    if not source.is_file():
+        if not source.exists():
+            broken = " (a symbolic link to nothing)" if source.is_symlink() else ""
+            raise FileNotFoundError(f"{source} does not exist{broken}")
+        raise FileNotFoundError(f"{source} is not a regular file")
+
+
+def _copy_and_hash(lake: DataLake, each: _Staged, move: bool, progress: Progress | None) -> None:
+    from radops.integrity import copy_and_hash, sha256_file
+    from radops.lake import _can_link
+    from radops.lineage.schemas import table_schema
+
+    with lake.local.writing(f"copy {str(each.source)!r} for {each.uid!r}"):
+        if move and _can_link(each.source, each.tmp.parent):
+            os.link(each.source, each.tmp)  # no copy: the bytes are hashed once, in place
+            each.sha256, each.size = sha256_file(each.tmp, progress)
+        else:
+            with each.source.open("rb") as src, each.tmp.open("xb") as dst:
+                each.sha256, each.size = copy_and_hash(src, dst, progress)
+    each.schema = table_schema(each.uid, each.tmp)
+
+
+def _clear_the_way(lake: DataLake, uids: list[str], threads: int) -> None:
+    """Refuse if any of ``uids`` is taken, in the lake or in local storage, after removing the
+    objects of creations that were abandoned (a killed add leaves those): nothing is added.
+
+    Abandonment is judged once per run, not once per object: a killed add leaves thousands of
+    objects of one run.
+    """
+    from radops.lake import RUN_KEY, CreationState
+
+    present = _in_the_lake(lake, uids, threads)
+    heads = [meta for meta in run_all(threads, present, lake.head) if meta is not None]
+    by_run: dict[str | None, list[ObjectMeta]] = {}
+    for meta in heads:
+        by_run.setdefault(meta.metadata.get(RUN_KEY), []).append(meta)
+    taken: list[str] = []
+    for run_id, metas in by_run.items():
+        first = metas[0]
+        state = lake.creation_state(first.key, first) if run_id else CreationState.RECORDED
+        if state is CreationState.ABANDONED:
+            run_all(threads, metas, lambda meta: lake.remove_abandoned(meta.key, meta))
+        else:
+            taken += [meta.key for meta in metas]
+    if taken:
+        taken.sort()
+        shown = ", ".join(taken[:_SHOWN]) + (", ..." if len(taken) > _SHOWN else "")
+        raise FileExistsInLakeError(
+            f"{len(taken)} of the files already exist in the data lake ({shown}): nothing added"
+        )
+    local = [uid for uid in uids if lake.exists_locally(uid)]
+    if local:
+        shown = ", ".join(local[:_SHOWN]) + (", ..." if len(local) > _SHOWN else "")
+        raise FileExistsInLakeError(
+            f"{len(local)} of the files already exist in local storage ({shown}): data-lake "
+            "files are immutable, choose other uids; nothing added"
+        )
+
+
+def _in_the_lake(lake: DataLake, uids: list[str], threads: int) -> list[str]:
+    """Those of ``uids`` the lake has: one listing of their common folder (a request per 1,000
+    keys, not one per file), or a HEAD each when they share no folder (the whole lake could be
+    far larger than the directory)."""
+    folder = posixpath.commonpath([uid.rpartition("/")[0] for uid in uids])
+    if not folder:
+        found = run_all(threads, uids, lake.head)
+        return [uid for uid, meta in zip(uids, found, strict=True) if meta is not None]
+    wanted = set(uids)
+    return [meta.key for meta in lake.store.list(f"{folder}/") if meta.key in wanted]
+
+
+def _batches(lake: DataLake, staged: list[_Staged], move: bool) -> list[_Batch]:
+    """The runs that create ``staged``: one, unless its record would be too large."""
+    from radops.lineage.events import build_event, event_to_dict, uuid7
+    from radops.lineage.naming import ADD_JOB
+    from radops.lineage.validate import RECORD_MAX_BYTES, record_bytes
+
+    # The input is the folder the files come from (all of them, with their paths relative to
+    # it, are the outputs): one input, not one per file, keeps records small and lineage
+    # readable; a file's own source is that folder + its path.
+    parents = {each.source.parent for each in staged}  # resolved once per folder, not per file
+    folder = os.path.commonpath([str(parent.resolve()) for parent in parents])
+    source = lake._external_ref("file", folder)
+
+    def batch(files: list[_Staged]) -> _Batch:
+        creation = lake.command_creation(
+            ADD_JOB,
+            str(uuid7()),
+            "\0".join(each.uid for each in files),  # the call: these files, in this lake
+            inputs=[source],
+            parameters={"source": folder, "move": move, "files": len(files)},
+        )
+        return _Batch(files, creation)
+
+    def size(files: list[_Staged]) -> int:
+        event = build_event(_completed(lake, batch(files)), "COMPLETE")
+        return len(record_bytes(event_to_dict(event)))
+
+    # A margin below the limit: the record must never need shedding (about 900 bytes per
+    # file: a run of about 4,000 files). START and FAIL records name no outputs. The size is
+    # estimated from the files of the longest uids (building the whole record to measure it
+    # cost as much as writing it), so it errs on the large side.
+    budget = RECORD_MAX_BYTES * 9 // 10
+    longest = sorted(staged, key=lambda each: len(each.uid.encode()), reverse=True)[:32]
+    one = size(longest[:1])
+    per_file = (size(longest) - one) / (len(longest) - 1) if len(longest) > 1 else 0
+    estimate = one + per_file * (len(staged) - 1)
+    if estimate <= budget:
+        return [batch(staged)]
+    parts = math.ceil(estimate / budget) + 1
+    step = math.ceil(len(staged) / parts)
+    return [batch(staged[i : i + step]) for i in range(0, len(staged), step)]
+
+
+def _completed(lake: DataLake, batch: _Batch) -> Creation:
+    """The run's creation with its outputs, as its COMPLETE record names them."""
+    outputs = [
+        lake.dataset_ref(each.uid, sha256=each.sha256, size=each.size, schema=each.schema)
+        for each in batch.files
+    ]
+    return attrs.evolve(batch.creation, outputs=outputs)
+
+
+def _upload(
+    lake: DataLake, batches: list[_Batch], threads: int, progress: Progress | None
+) -> list[ObjectMeta]:
+    """Upload every file of ``batches`` (each carrying its run's id), then record the runs.
+
+    Nothing is part of the lake before its run's COMPLETE record; on an error, what this call
+    uploaded is removed (and runs already recorded are deleted, their deletion recorded).
+    """
+    from radops.lake import RUN_KEY
+
+    run_of = {each.uid: batch.creation.run_id for batch in batches for each in batch.files}
+    files = [each for batch in batches for each in batch.files]
+    created: list[str] = []
+    recorded: list[_Batch] = []
+    _begin(progress, "uploading", len(files), sum(each.size for each in files))
+
+    def upload(each: _Staged) -> ObjectMeta:
+        meta = lake.commit(
+            each.uid,
+            each.tmp,
+            each.sha256,
+            metadata={RUN_KEY: run_of[each.uid]},
+            progress=progress,
+        )
+        created.append(each.uid)
+        _file_done(progress)
+        return meta
+
+    with contextlib.ExitStack() as running:
+        for batch in batches:
+            running.enter_context(writers.running(batch.creation.run_id))
+            lake.lineage.emit(batch.creation, "START")
+        try:
+            metas = run_all(threads, files, upload)
+            for batch in batches:
+                lake.lineage.emit(_completed(lake, batch), "COMPLETE")
+                recorded.append(batch)
+        except BaseException as exc:
+            _undo(lake, batches, recorded, created, exc)
+            raise
+    return metas
+
+
+def _undo(
+    lake: DataLake,
+    batches: list[_Batch],
+    recorded: list[_Batch],
+    created: list[str],
+    error: BaseException,
+) -> None:
+    """Take back what a failed add made: FAIL for the runs not recorded and their objects
+    removed; the files of runs already recorded deleted, each deletion recorded."""
+    for batch in batches:
+        if batch in recorded:
+            continue
+        try:
+            lake.lineage.emit(batch.creation, "FAIL", error=error)
+        except Exception:  # the store is down: the error itself says more
+            log.warning(
+                "could not record the failure of %d file(s)", len(batch.files), exc_info=True
+            )
+    done = {each.uid for batch in recorded for each in batch.files}
+    lake.rollback([uid for uid in created if uid not in done])
+    for uid in sorted(done):
+        try:
+            lake.delete(uid)
+        except Exception:
+            log.warning(
+                "could not delete %s after the add failed; run `radops datalake rm %s`",
+                uid,
+                uid,
+                exc_info=True,
+            )
+
+
+# -- fetching -----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Fetched:
+    """What :func:`fetch` did: every file's verified local path, and which it downloaded."""
+
+    paths: dict[str, Path]
+    downloaded: tuple[str, ...]
+    size: int  # bytes downloaded
+
+
+def fetch(
+    lake: DataLake, uids_or_prefix: str | Iterable[str], progress: Progress | None = None
+) -> Fetched:
+    """Verified local copies of every file under a prefix, or of each uid given.
+
+    Raises:
+        FileNotInLakeError: nothing is under the prefix, or a uid is not in the lake.
+        IntegrityError: a file is corrupted in the lake (the others are fetched first).
+    """
+    from radops.escape import escape
+
+    if isinstance(uids_or_prefix, str):
+        prefix = uids_or_prefix
+        if prefix.removesuffix("/"):
+            validate_uid(prefix.removesuffix("/"))  # no '..' or absolute prefix
+        listed = list(lake.files(prefix))
+        sizes: dict[str, int | None] = {}
+        for meta in listed:
+            problem = uid_problem(meta.key)
+            if problem:  # put in the lake without radops: cannot be checked, named and left
+                log.warning("skipped %s: not a valid uid (%s)", escape(meta.key), problem)
+            else:
+                sizes[meta.key] = meta.size
+        if not sizes:
+            raise FileNotInLakeError(
+                f"no file is under {prefix!r} in the data lake {lake.store.url}"
+            )
+    else:
+        sizes = {validate_uid(uid): None for uid in uids_or_prefix}
+    lake.store  # noqa: B018 - built here, once, before any thread asks for it
+    wanted = list(sizes)
+    local = run_all(lake.settings.transfer_threads, wanted, lambda uid: _trusted(lake, uid))
+    paths = {uid: path for uid, path in zip(wanted, local, strict=True) if path is not None}
+    missing = [uid for uid in wanted if uid not in paths]
+    known = [sizes[uid] for uid in missing]
+    total = None if any(size is None for size in known) else sum(s or 0 for s in known)
+    _begin(progress, "downloading", len(missing), total)
+    moved = [0]
+    lock = threading.Lock()
+
+    failed: dict[str, RadopsError | OSError] = {}
+
+    def download(uid: str) -> Path | None:
+        try:
+            path = lake.local_path(uid, progress=progress)
+        except (RadopsError, OSError) as exc:  # the others go on; the first is raised at the end
+            with lock:
+                failed[uid] = exc
+            return None
+        with lock:
+            moved[0] += path.stat().st_size
+        _file_done(progress)
+        return path
+
+    fetched = run_all(lake.settings.transfer_threads, missing, download)
+    if failed:
+        first, *others = [uid for uid in missing if uid in failed]
+        for uid in others:
+            log.warning("could not download %s: %s", escape(uid), failed[uid])
+        if others:
+            log.warning("%d of %d file(s) could not be downloaded", len(failed), len(wanted))
+        raise failed[first]
+    paths.update((uid, path) for uid, path in zip(missing, fetched, strict=True) if path)
+    return Fetched({uid: paths[uid] for uid in wanted}, tuple(missing), moved[0])
+
+
+def _trusted(lake: DataLake, uid: str) -> Path | None:
+    """The path of ``uid`` if local storage holds it as radops placed it, else None."""
+    path = lake.local.path(uid)
+    stat = lake.local.stat_path(path)
+    return path if stat is not None and lake.local.is_trusted(uid, stat) else None
+
+
+def prefetch(
+    lake: DataLake, uids_or_prefix: str | Iterable[str], progress: Progress | None = None
+) -> dict[str, Path]:
+    """:func:`fetch`, returning the paths only (see :meth:`radops.lake.DataLake.prefetch`)."""
+    return fetch(lake, uids_or_prefix, progress).paths

@@ -1,0 +1,338 @@
+"""Many files at once: ``DataLake.add_files`` / ``datalake add DIR`` and ``DataLake.prefetch`` /
+``datalake download PREFIX``, on both remotes.
+
+An add is one creation (one run whose outputs are all the files): all of them or none, each a
+conditional create, each recorded so that ``info``, ``lineage`` and skips work per uid. A fetch
+downloads concurrently, verifies each file and leaves trusted local copies alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from radops.cli.app import app
+from radops.errors import FileExistsInLakeError, FileNotInLakeError
+from radops.lake import RUN_KEY, CreationState, DataLake
+from radops.repair import repair
+from tests.conftest import MakeLake
+from tests.test_cli import error_line, machine, run, storage
+
+
+def make_tree(root: Path, count: int, size: int = 4096, seed: str = "") -> dict[str, bytes]:
+    """``count`` files of ``size`` bytes under ``root`` (some in a subfolder): their contents
+    by path relative to ``root``."""
+    contents = {}
+    for i in range(count):
+        rel = f"part-{i % 3}/f{i:04d}.bin" if i % 2 else f"f{i:04d}.bin"
+        data = hashlib.sha256(f"{seed}{i}".encode()).digest() * (size // 32)
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        contents[rel] = data
+    return contents
+
+
+def pairs(root: Path, contents: dict[str, bytes], prefix: str) -> list[tuple[Path, str]]:
+    return [(root / rel, f"{prefix}/{rel}") for rel in sorted(contents)]
+
+
+class Requests:
+    """The S3 requests a store's client sends, by operation, counted from botocore's own
+    events (the real client, observed, not replaced)."""
+
+    def __init__(self, lake: DataLake) -> None:
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        lake.store.client.meta.events.register("before-send.s3", self._count)  # type: ignore[attr-defined]
+
+    def _count(self, event_name: str, **_: Any) -> None:
+        with self._lock:
+            self.counts[event_name.rsplit(".", 1)[-1]] += 1
+
+
+class Tally:
+    """A :class:`radops.bulk.FilesProgress` that keeps, per phase, what it was told."""
+
+    def __init__(self, on_begin: Any = None) -> None:
+        self.phases: dict[str, dict[str, Any]] = {}
+        self._current = ""
+        self._lock = threading.Lock()
+        self._on_begin = on_begin
+
+    def begin(self, phase: str, files: int, size: int | None) -> None:
+        self._current = phase
+        self.phases[phase] = {"files": files, "size": size, "bytes": 0, "done": 0}
+        if self._on_begin is not None:
+            self._on_begin(phase)
+
+    def __call__(self, n: int) -> None:
+        with self._lock:
+            self.phases[self._current]["bytes"] += n
+
+    def file_done(self) -> None:
+        with self._lock:
+            self.phases[self._current]["done"] += 1
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
+    root = tmp_path / "tree"
+    return root, make_tree(root, 60)
+
+
+def test_add_files_makes_every_file_one_recorded_creation(
+    lake: DataLake, make_lake: MakeLake, tree: tuple[Path, dict[str, bytes]]
+) -> None:
+    """Every file is in the lake with its bytes, and each uid's creation is the same run."""
+    root, contents = tree
+    metas = lake.add_files(pairs(root, contents, "bulk"))
+    assert [meta.key for meta in metas] == [uid for _, uid in pairs(root, contents, "bulk")]
+    reader = make_lake("reader")
+    runs = set()
+    for rel, data in contents.items():
+        uid = f"bulk/{rel}"
+        event = reader.lineage.creation_of(uid)
+        assert event is not None, uid
+        runs.add(event["run"]["runId"])
+        assert reader.creation_state(uid) is CreationState.RECORDED
+        assert reader.file(uid).local_path().read_bytes() == data
+        assert lake.exists_locally(uid)  # the adding machine keeps its copies
+    assert len(runs) == 1
+    assert {meta.metadata[RUN_KEY] for meta in metas} == runs
+
+
+def test_add_files_refuses_all_if_any_uid_is_taken(
+    lake: DataLake, tree: tuple[Path, dict[str, bytes]]
+) -> None:
+    """One uid that exists means nothing of the directory is added."""
+    root, contents = tree
+    first = sorted(contents)[7]
+    lake.add_file(root / first, f"bulk/{first}")
+    with pytest.raises(FileExistsInLakeError, match=r"1 of the files already exist.*nothing added"):
+        lake.add_files(pairs(root, contents, "bulk"))
+    assert [meta.key for meta in lake.files()] == [f"bulk/{first}"]
+
+
+def test_an_upload_lost_midway_takes_back_every_file_of_the_add(
+    make_lake: MakeLake, tree: tuple[Path, dict[str, bytes]]
+) -> None:
+    """When another machine creates one of the uids once the uploads began, the add fails
+    and removes what it uploaded: the directory is all or nothing."""
+    root, contents = tree
+    adder, other = make_lake("adder"), make_lake("other")
+    intruder = f"bulk/{sorted(contents)[-1]}"
+
+    def race(phase: str) -> None:
+        if phase == "uploading":
+            other.add_file(root / sorted(contents)[-1], intruder)
+
+    with pytest.raises(FileExistsInLakeError, match="already exists"):
+        adder.add_files(pairs(root, contents, "bulk"), progress=Tally(race))
+    assert [meta.key for meta in adder.files()] == [intruder]
+    assert list(adder.local.uids()) == []
+    leftover = repair(adder, dry_run=True)
+    assert (leftover.abandoned, leftover.under_way, leftover.lost) == ((), (), ())
+    auditor = make_lake("auditor")  # what the lake's records say, read afresh
+    auditor.lineage.sync()
+    ended = Counter(e["eventType"] for e in auditor.lineage.index.events())
+    assert ended == {"COMPLETE": 1, "FAIL": 1}  # the intruder's creation; the add's failure
+
+
+def test_add_files_counts_files_and_bytes_in_one_progress(
+    lake: DataLake, tree: tuple[Path, dict[str, bytes]]
+) -> None:
+    """A FilesProgress sees hashing then uploading, each with every file and every byte."""
+    root, contents = tree
+    progress = Tally()
+    lake.add_files(pairs(root, contents, "bulk"), progress=progress)
+    total = sum(len(data) for data in contents.values())
+    assert list(progress.phases) == ["hashing", "uploading"]
+    for phase, seen in progress.phases.items():
+        assert seen == {"files": 60, "size": total, "bytes": total, "done": 60}, phase
+
+
+def test_prefetch_downloads_a_folder_verified_and_skips_trusted_copies(
+    make_lake: MakeLake, tree: tuple[Path, dict[str, bytes]]
+) -> None:
+    """Every file under the prefix is fetched once; a corrupted local copy is replaced."""
+    root, contents = tree
+    make_lake("writer").add_files(pairs(root, contents, "bulk"))
+    reader = make_lake("reader")
+    progress = Tally()
+    paths = reader.prefetch("bulk/", progress=progress)
+    assert sorted(paths) == sorted(f"bulk/{rel}" for rel in contents)
+    for rel, data in contents.items():
+        assert paths[f"bulk/{rel}"].read_bytes() == data
+    assert progress.phases["downloading"]["done"] == 60
+    assert progress.phases["downloading"]["bytes"] == sum(map(len, contents.values()))
+    victim = paths[f"bulk/{sorted(contents)[3]}"]
+    victim.chmod(0o644)
+    victim.write_bytes(b"not the lake's bytes")
+    again = Tally()
+    reader.prefetch("bulk/", progress=again)
+    assert again.phases["downloading"]["files"] == 1  # the others are trusted as they are
+    assert victim.read_bytes() == contents[sorted(contents)[3]]
+
+
+def test_prefetch_of_nothing_is_an_error(lake: DataLake) -> None:
+    """A prefix with no file under it, or a uid the lake lacks, raises FileNotInLakeError."""
+    with pytest.raises(FileNotInLakeError, match="no file is under 'none/'"):
+        lake.prefetch("none/")
+    with pytest.raises(FileNotInLakeError, match=r"'ghost\.bin' does not exist"):
+        lake.prefetch(["ghost.bin"])
+
+
+def test_many_concurrent_adds_and_fetches_are_each_verified_and_recorded(
+    make_lake: MakeLake, tmp_path: Path
+) -> None:
+    """Four threads add a directory each through one lake while another lake fetches them:
+    every file is recorded once, in its own add's run, and every copy has the right bytes."""
+    adder = make_lake("adder", transfer_threads=8)
+    reader = make_lake("reader", transfer_threads=8)
+    trees = {n: make_tree(tmp_path / f"t{n}", 40, size=1024, seed=f"t{n}") for n in range(4)}
+    errors: list[BaseException] = []
+    added: dict[int, list[str]] = {}
+
+    def add(n: int) -> None:
+        try:
+            metas = adder.add_files(pairs(tmp_path / f"t{n}", trees[n], f"c{n}"))
+            added[n] = [meta.metadata[RUN_KEY] for meta in metas]
+        except Exception as exc:  # noqa: BLE001 - the thread's error, checked below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add, args=(n,)) for n in trees]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert all(len(set(runs)) == 1 for runs in added.values())
+    assert len({runs[0] for runs in added.values()}) == 4  # one run per add
+
+    fetched: dict[int, dict[str, Path]] = {}
+
+    def fetch(n: int) -> None:
+        try:
+            fetched[n] = reader.prefetch(f"c{n}/")
+        except Exception as exc:  # noqa: BLE001 - the thread's error, checked below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fetch, args=(n,)) for n in trees]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for n, contents in trees.items():
+        for rel, data in contents.items():
+            uid = f"c{n}/{rel}"
+            assert fetched[n][uid].read_bytes() == data
+            assert reader.local.entry(uid).sha256 == hashlib.sha256(data).hexdigest()
+            event = reader.lineage.creation_of(uid)
+            assert event is not None and event["run"]["runId"] == added[n][0]
+
+
+@pytest.mark.parametrize("remote", ["s3"], indirect=True)
+def test_on_s3_an_add_is_one_put_per_file_and_a_fetch_one_get(
+    make_lake: MakeLake, tree: tuple[Path, dict[str, bytes]]
+) -> None:
+    """No HEAD per file: adding N files sends N object PUTs and one record PUT; fetching a
+    file the machine lacks is one GET, its answer carrying the sha256 that is checked."""
+    root, contents = tree
+    adder = make_lake("adder")
+    sent = Requests(adder)
+    adder.add_files(pairs(root, contents, "bulk"))
+    assert sent.counts["PutObject"] == len(contents) + 1
+    assert sent.counts["HeadObject"] == 0
+    reader = make_lake("reader")
+    fetched = Requests(reader)
+    reader.prefetch("bulk/")
+    assert fetched.counts["GetObject"] == len(contents)
+    assert fetched.counts["HeadObject"] == 0
+    third = make_lake("third")
+    single = Requests(third)
+    third.file(f"bulk/{sorted(contents)[0]}").local_path()
+    assert dict(single.counts) == {"GetObject": 1}
+
+
+# -- the CLI -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_tree(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
+    root = tmp_path / "dir"
+    return root, make_tree(root, 12, size=256)
+
+
+def test_cli_download_of_a_folder_prints_every_local_path(
+    cli_env: dict[str, str], cli_tree: tuple[Path, dict[str, bytes]]
+) -> None:
+    """``download raw`` (a folder, with or without '/') fetches every file under it."""
+    root, contents = cli_tree
+    added = run(cli_env, "datalake", "add", str(root), "--prefix", "raw")
+    assert added.stdout.splitlines() == [f"raw/{rel}" for rel in sorted(contents)]
+    other = machine(cli_env, "machine-b")
+    result = run(other, "datalake", "download", "raw")
+    paths = [Path(line) for line in result.stdout.splitlines()]
+    assert paths == [storage(other) / "raw" / rel for rel in sorted(contents)]
+    assert [path.read_bytes() for path in paths] == [contents[rel] for rel in sorted(contents)]
+    assert f"downloaded {len(contents)} file(s)" in result.stderr
+    again = run(other, "datalake", "download", "raw/part-1/")
+    assert "downloaded 0 file(s) (0 bytes)" in again.stderr
+    assert f"{len(again.stdout.splitlines())} already in local storage" in again.stderr
+
+
+def test_cli_download_of_nothing_fails_with_one_line(cli_env: dict[str, str]) -> None:
+    """A name that is neither a file nor a folder of the lake is one error line, exit 1."""
+    assert "'ghost' does not exist" in error_line(
+        run(cli_env, "datalake", "download", "ghost", code=1)
+    )
+    assert "no file is under 'ghost/'" in error_line(
+        run(cli_env, "datalake", "download", "ghost/", code=1)
+    )
+    assert "invalid uid" in error_line(run(cli_env, "datalake", "download", "a/../b/", code=1))
+
+
+@pytest.mark.parametrize("remote", ["directory"], indirect=True)  # the bar is the same on S3
+def test_cli_bulk_bar_counts_files(
+    cli_env: dict[str, str], cli_tree: tuple[Path, dict[str, bytes]]
+) -> None:
+    """On a terminal, one bar names the phase and counts the files."""
+    root, contents = cli_tree
+    env = {**cli_env, "COLUMNS": "120", "TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1"}
+    result = CliRunner().invoke(app, ["datalake", "add", str(root), "--prefix", "raw"], env=env)
+    assert result.exit_code == 0, result.output
+    assert f"uploading {len(contents)}/{len(contents)} files" in result.stderr
+    other = {**env, "RADOPS_HOME": str(Path(cli_env["RADOPS_HOME"]).parent / "b")}
+    fetched = CliRunner().invoke(app, ["datalake", "download", "raw/"], env=other)
+    assert fetched.exit_code == 0, fetched.output
+    assert f"downloading {len(contents)}/{len(contents)} files" in fetched.stderr
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_threads() -> Iterator[None]:
+    """Bulk work ends its threads: none named for radops is left running after a test."""
+    yield
+    left = [t.name for t in threading.enumerate() if t.name.startswith("radops_")]
+    assert left == []
+
+
+def test_transfer_threads_is_a_setting(make_lake: MakeLake) -> None:
+    """``transfer_threads`` comes from the settings and refuses nonsense."""
+    from radops.errors import ConfigError
+    from radops.settings import Settings
+
+    assert make_lake("a", transfer_threads=3).settings.transfer_threads == 3
+    assert Settings.load(env={"RADOPS_TRANSFER_THREADS": "32"}).transfer_threads == 32
+    for bad in ("0", "abc", "2.5", "100000"):
+        with pytest.raises(ConfigError, match="invalid transfer_threads"):
+            Settings.load(env={"RADOPS_TRANSFER_THREADS": bad})
+    assert Settings.load(env={}).transfer_threads == 10
