@@ -60,14 +60,20 @@ def copy_and_hash(
 ) -> tuple[str, int]:
     """Copy ``src`` to ``dst`` and return (sha256, size) of what was copied.
 
-    The hash runs in a thread of its own, beside the copy (see :class:`HashingSink`).
+    The hash runs in a thread of its own, beside the copy (see :class:`HashingSink`), once
+    there is more than one chunk: a file that fits in one chunk is hashed in line, since
+    starting a thread cost more than hashing it (``datalake add`` of thousands of small files).
     ``progress`` is called with the size of each chunk once it is written.
     """
-    with HashingSink(dst, background=True) as sink:
-        while chunk := src.read(CHUNK_SIZE):
+    first = src.read(CHUNK_SIZE)
+    rest = src.read(CHUNK_SIZE) if first else b""
+    with HashingSink(dst, background=bool(rest)) as sink:
+        chunk = first
+        while chunk:
             sink.write(chunk)
             if progress:
                 progress(len(chunk))
+            chunk, rest = rest, (src.read(CHUNK_SIZE) if rest else b"")
         return sink.hexdigest(), sink.size
 
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from radops.integrity import HashingSink, InOrderHasher
+from radops.integrity import CHUNK_SIZE, HashingSink, InOrderHasher, copy_and_hash
 
 CHUNKS = st.lists(st.binary(min_size=0, max_size=70_000), max_size=40)
 
@@ -40,6 +40,24 @@ def test_the_sink_hashes_and_forwards_every_byte_in_order(
     assert target.getvalue() == data
     assert digest == hashlib.sha256(data).hexdigest()
     assert sink.size == len(data)
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, 4096, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * CHUNK_SIZE + 5]
+)
+def test_a_copy_is_hashed_whole_whether_in_line_or_beside_it(size: int) -> None:
+    """Small files (one chunk) are hashed in line, larger ones in a thread: either way the
+    copy has every byte, the digest and size are the source's, progress counts every byte,
+    and no hashing thread is left behind."""
+    data = random.Random(size).randbytes(size)
+    target = io.BytesIO()
+    counted: list[int] = []
+    threads_before = threading.active_count()
+    digest, copied = copy_and_hash(io.BytesIO(data), target, counted.append)
+    assert (digest, copied) == (hashlib.sha256(data).hexdigest(), size)
+    assert target.getvalue() == data
+    assert sum(counted) == size
+    assert threading.active_count() == threads_before
 
 
 def test_closing_a_background_sink_ends_its_hashing_thread() -> None:
