@@ -25,6 +25,7 @@ import attrs
 
 from radops import writers
 from radops.cache import LocalStorage, local_storage_error
+from radops.durable import start_fsync
 from radops.errors import (
     CreationPendingError,
     FileExistsInLakeError,
@@ -150,35 +151,6 @@ def _reader(
         raw.close()
         raise
     return text
-
-
-class _Fsync:
-    """``os.fsync`` of a file, in a thread, so that it overlaps other work (the upload)."""
-
-    def __init__(self, path: Path) -> None:
-        self._error: OSError | None = None
-        self._thread = threading.Thread(target=self._run, args=(path,), name="radops-fsync")
-        self._thread.start()
-
-    def _run(self, path: Path) -> None:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            self._error = exc
-
-    def wait(self) -> None:
-        """Wait for the fsync; raise its error if it failed."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-    def wait_quietly(self) -> None:
-        """Wait for the fsync, whatever its outcome (the file is being given up)."""
-        self._thread.join()
 
 
 def radops_outputs(event: dict[str, Any]) -> list[str]:
@@ -579,8 +551,9 @@ class DataLake:
             **(metadata or {}),
         }
         # The local copy must be on disk before it is placed (a power loss must not leave a
-        # placed file with holes): flushed while the upload runs, not before it starts.
-        flushed = _Fsync(tmp)
+        # placed file with holes): flushed while the upload runs, not before it starts, on the
+        # shared pool (a directory lake's own fsyncs then share its journal commit).
+        flushed = start_fsync(tmp)
         try:
             meta = self.store.put_new(tmp, uid, sha256=sha256, metadata=recorded, progress=progress)
         except FileExistsInLakeError:
