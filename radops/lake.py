@@ -200,6 +200,9 @@ class DataLake:
         self._store = store
         self._originator: str | None = None
         self._lineage: LineageRecorder | None = None
+        # Threads share a lake: what is built on first use is built once (a second recorder
+        # would have a second index connection and outbox; a second store, a second client).
+        self._build_lock = threading.RLock()
         self.local = LocalStorage(
             settings.storage_dir,
             settings.state_dir,
@@ -220,33 +223,41 @@ class DataLake:
     def store(self) -> ObjectStore:
         """The remote object store, built on first use (boto3 loads only then)."""
         if self._store is None:
-            self._store = store_from_settings(self.settings)
+            with self._build_lock:
+                if self._store is None:
+                    self._store = store_from_settings(self.settings)
         return self._store
 
     @property
     def lineage(self) -> LineageRecorder:
         """This lake's lineage: records in the lake, the local index, delivery to consumers."""
         if self._lineage is None:
-            from radops.lineage.delivery import transport_from_settings
-            from radops.lineage.recorder import LineageRecorder
-
-            marquez = None
-            if self.settings.marquez_url:
-                from radops.lineage.marquez import MarquezClient, MarquezIndex
-
-                client = MarquezClient(
-                    self.settings.marquez_url,
-                    api_key=self.settings.marquez_api_key,
-                    timeout=self.settings.lineage_timeout,
-                )
-                marquez = MarquezIndex(client, self.settings.namespace)
-            self._lineage = LineageRecorder(
-                self.store,
-                self.settings.state_dir,
-                lambda: transport_from_settings(self.settings),
-                marquez,
-            )
+            with self._build_lock:
+                if self._lineage is None:
+                    self._lineage = self._make_lineage()
         return self._lineage
+
+    def _make_lineage(self) -> LineageRecorder:
+        """The lineage recorder of this lake (see :attr:`lineage`)."""
+        from radops.lineage.delivery import transport_from_settings
+        from radops.lineage.recorder import LineageRecorder
+
+        marquez = None
+        if self.settings.marquez_url:
+            from radops.lineage.marquez import MarquezClient, MarquezIndex
+
+            client = MarquezClient(
+                self.settings.marquez_url,
+                api_key=self.settings.marquez_api_key,
+                timeout=self.settings.lineage_timeout,
+            )
+            marquez = MarquezIndex(client, self.settings.namespace)
+        return LineageRecorder(
+            self.store,
+            self.settings.state_dir,
+            lambda: transport_from_settings(self.settings),
+            marquez,
+        )
 
     def dataset_ref(
         self,

@@ -105,6 +105,12 @@ class LineageIndex:
     @property
     def db(self) -> sqlite3.Connection:
         if self._db is None:
+            with self._lock:  # threads share one connection, used under this lock
+                return self._open_db()
+        return self._db
+
+    def _open_db(self) -> sqlite3.Connection:
+        if self._db is None:
             where = self.path.parent
             try:
                 make_private_dir(where)

@@ -227,6 +227,7 @@ class S3Store:
         self._client = client
         self._manager: Any = None
         self._bucket_checked = False
+        self._build_lock = threading.RLock()  # the client and transfer manager, built once
 
     @property
     def url(self) -> str:
@@ -243,7 +244,18 @@ class S3Store:
 
     @property
     def client(self) -> S3Client:
-        """The boto3 client, built on first use with the conditional-create hook."""
+        """The boto3 client, built on first use with the conditional-create hook.
+
+        Built once under a lock: threads sharing the store must never get a client whose hook
+        another thread has not registered yet (its uploads would not be conditional).
+        """
+        client = self._client
+        if client is not None and getattr(client, "_radops_hooked", False):
+            return client
+        with self._build_lock:
+            return self._build_client()
+
+    def _build_client(self) -> S3Client:
         if self._client is None:
             import boto3
             from botocore.config import Config
@@ -270,6 +282,12 @@ class S3Store:
         return self._client
 
     def _transfer_manager(self) -> Any:
+        if self._manager is not None:
+            return self._manager
+        with self._build_lock:
+            return self._build_transfer_manager()
+
+    def _build_transfer_manager(self) -> Any:
         if self._manager is None:
             from s3transfer.manager import TransferConfig, TransferManager
 
