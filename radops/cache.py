@@ -383,9 +383,10 @@ class LocalStorage:
 
     def accept(self, uid: str, sha256: str, etag: str | None) -> None:
         """Record the file now in local storage as verified to have ``sha256``."""
-        stat = self.stat(uid)
-        if stat is not None:
-            self._record(uid, sha256, stat, etag)
+        with self._lock:  # not between another thread's placing of it and its record
+            stat = self.stat(uid)
+            if stat is not None:
+                self._record(uid, sha256, stat, etag)
 
     # -- placing and removing ----------------------------------------------------------------
 
