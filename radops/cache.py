@@ -284,6 +284,12 @@ class LocalStorage:
 
     def _open_db(self) -> sqlite3.Connection:
         if self._db is None:
+            with self._lock:  # threads share one connection (SQLite serialises its use)
+                return self._open_db()
+        return self._db
+
+    def _open_db(self) -> sqlite3.Connection:
+        if self._db is None:
             self._ensure_dirs()
             path = self.state_dir / "cache.sqlite"
             with self._sql("open the index of local storage"):
@@ -383,9 +389,10 @@ class LocalStorage:
 
     def accept(self, uid: str, sha256: str, etag: str | None) -> None:
         """Record the file now in local storage as verified to have ``sha256``."""
-        stat = self.stat(uid)
-        if stat is not None:
-            self._record(uid, sha256, stat, etag)
+        with self._lock:  # not between another thread's placing of it and its record
+            stat = self.stat(uid)
+            if stat is not None:
+                self._record(uid, sha256, stat, etag)
 
     # -- placing and removing ----------------------------------------------------------------
 
@@ -396,24 +403,27 @@ class LocalStorage:
             LocalStorageError: the file cannot be placed (disk full, read-only, name conflict).
         """
         final = self.path(uid)
-        try:
-            tmp.chmod(0o444)
-            # Back-date mtime: an edit made later, even within the same timestamp tick on a
-            # file system with coarse timestamps, then always changes the fingerprint.
-            now = time.time_ns()
-            os.utime(tmp, ns=(now, now - _MTIME_BACKDATE_NS))
-            make_private_dir(final.parent)
-            os.replace(tmp, final)
-            stat = final.stat()
-        except OSError as exc:
-            self.discard(tmp)
-            if exc.errno in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST):
-                raise LocalStorageError(
-                    f"cannot store {uid!r} locally: a file or folder of the same name is in "
-                    f"the way under {self.root}"
-                ) from exc
-            raise local_storage_error(exc, f"store {uid!r}", self.root) from exc
-        self._record(uid, sha256, stat, etag)
+        # The rename and its record together: of two threads placing the same file (two reads
+        # downloading it at once), the one recorded is the one in place.
+        with self._lock:
+            try:
+                tmp.chmod(0o444)
+                # Back-date mtime: an edit made later, even within the same timestamp tick on
+                # a file system with coarse timestamps, then always changes the fingerprint.
+                now = time.time_ns()
+                os.utime(tmp, ns=(now, now - _MTIME_BACKDATE_NS))
+                make_private_dir(final.parent)
+                os.replace(tmp, final)
+                stat = final.stat()
+            except OSError as exc:
+                self.discard(tmp)
+                if exc.errno in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST):
+                    raise LocalStorageError(
+                        f"cannot store {uid!r} locally: a file or folder of the same name is "
+                        f"in the way under {self.root}"
+                    ) from exc
+                raise local_storage_error(exc, f"store {uid!r}", self.root) from exc
+            self._record(uid, sha256, stat, etag)
         self.enforce_limit(protect={uid})
         return final
 

@@ -12,6 +12,7 @@ import contextvars
 import functools
 import inspect
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -84,11 +85,15 @@ class CallContext:
     ended: bool = False  # the function returned or raised: no more outputs
     inputs_now: dict[str, str | None] = attrs.field(factory=dict)  # their sha256 at the start
     _counter: int = 0
+    # Threads the function starts with its context (asyncio.to_thread, copy_context().run)
+    # share this call: each implicit uid is handed out once, each output staged once.
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False)
 
     def implicit_uid(self, suffix: str = "") -> str:
         """The next implicit output uid of this call: ``<module.function>/<digest>-<n><suffix>``."""
-        uid = f"{self.job_name}/{self.digest[:32]}-{self._counter}{suffix}"
-        self._counter += 1
+        with self._lock:
+            uid = f"{self.job_name}/{self.digest[:32]}-{self._counter}{suffix}"
+            self._counter += 1
         return uid
 
     def check_output(self, uid: str) -> None:
@@ -113,13 +118,21 @@ class CallContext:
             OutputsError: the function has returned already (the output's handle was closed
                 after it): the call's outputs were settled without this one.
         """
-        if self.ended:
-            raise OutputsError(
-                f"{uid!r} was closed after {self.job_name} returned, so it is not one of its "
-                "outputs and was discarded: close output files inside the function (or write "
-                "them in a with block)"
-            )
-        self.staged[uid] = _Staged(uid, tmp, sha256, size)
+        with self._lock:
+            if self.ended:
+                raise OutputsError(
+                    f"{uid!r} was closed after {self.job_name} returned, so it is not one of "
+                    "its outputs and was discarded: close output files inside the function "
+                    "(or write them in a with block)"
+                )
+            if uid in self.staged:
+                raise FileExistsInLakeError(f"{uid!r} was already written by this call")
+            self.staged[uid] = _Staged(uid, tmp, sha256, size)
+
+    def end(self) -> None:
+        """The function returned or raised: no output is staged from now on."""
+        with self._lock:
+            self.ended = True
 
     def staged_path(self, uid: str) -> Path | None:
         """The staged bytes of ``uid`` if this call wrote it (so it can read it back)."""
@@ -128,8 +141,9 @@ class CallContext:
 
     def note_read(self, uid: str) -> None:
         """Remember an input that the function opened without receiving it as an argument."""
-        if uid not in self.read and uid not in self.staged:
-            self.read.append(uid)
+        with self._lock:
+            if uid not in self.read and uid not in self.staged:
+                self.read.append(uid)
 
     def discard(self) -> None:
         """Delete every staged output (the function raised)."""
@@ -296,10 +310,13 @@ class _Step:
         # What the inputs hold now, by the lake (one HEAD each): the skip's evidence, and what
         # the run records if the call runs.
         now = {f.uid: evidence.input_sha256(f.uid) for f in _unique(inputs)}
-        skipped = self._try_skip(lake, digest, explicit, single, now, evidence)
-        if skipped is not _RUN:
-            return skipped
-        return self._run(lake, bound, digest, explicit, inputs, parameters, now)
+        # Threads of this process making the same call take turns: one runs it, the others
+        # then skip on its outputs (processes race at the upload instead, see _commit_all).
+        with _one_at_a_time((lake.store.url, digest, *(explicit or ()))):
+            skipped = self._try_skip(lake, digest, explicit, single, now, evidence)
+            if skipped is not _RUN:
+                return skipped
+            return self._run(lake, bound, digest, explicit, inputs, parameters, now)
 
     # -- skipping ---------------------------------------------------------------------------
 
@@ -463,7 +480,7 @@ class _Step:
                 result = self.function(*bound.args, **bound.kwargs)
         except BaseException as exc:
             _active.reset(token)
-            context.ended = True
+            context.end()
             context.discard()
             _record_quietly(
                 lake,
@@ -473,7 +490,7 @@ class _Step:
             )
             raise
         _active.reset(token)
-        context.ended = True
+        context.end()
         try:
             return self._complete(lake, context, creation, inputs, result)
         except BaseException as exc:
@@ -569,6 +586,31 @@ class _Step:
 
 
 SOURCE_KEY = "radops-source-sha256"
+
+# The calls under way in this process, by (lake, call digest, declared outputs): a lock each,
+# and how many threads hold or wait for it (the entry goes when none does).
+_calls: dict[tuple[str, ...], tuple[threading.RLock, list[int]]] = {}
+_calls_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _one_at_a_time(key: tuple[str, ...]) -> Iterator[None]:
+    """Hold the lock of the call ``key`` in this process while the block runs.
+
+    Reentrant: a function that makes its own call again (in the same thread) does not wait
+    for itself.
+    """
+    with _calls_lock:
+        lock, users = _calls.setdefault(key, (threading.RLock(), [0]))
+        users[0] += 1
+    try:
+        with lock:
+            yield
+    finally:
+        with _calls_lock:
+            users[0] -= 1
+            if not users[0]:
+                del _calls[key]
 
 
 class _Run:

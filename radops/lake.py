@@ -25,6 +25,7 @@ import attrs
 
 from radops import writers
 from radops.cache import LocalStorage, local_storage_error
+from radops.durable import start_fsync
 from radops.errors import (
     CreationPendingError,
     FileExistsInLakeError,
@@ -152,35 +153,6 @@ def _reader(
     return text
 
 
-class _Fsync:
-    """``os.fsync`` of a file, in a thread, so that it overlaps other work (the upload)."""
-
-    def __init__(self, path: Path) -> None:
-        self._error: OSError | None = None
-        self._thread = threading.Thread(target=self._run, args=(path,), name="radops-fsync")
-        self._thread.start()
-
-    def _run(self, path: Path) -> None:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            self._error = exc
-
-    def wait(self) -> None:
-        """Wait for the fsync; raise its error if it failed."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-    def wait_quietly(self) -> None:
-        """Wait for the fsync, whatever its outcome (the file is being given up)."""
-        self._thread.join()
-
-
 def radops_outputs(event: dict[str, Any]) -> list[str]:
     """The uids a radops event created (or deleted)."""
     from radops.lineage.events import radops_facet
@@ -228,6 +200,9 @@ class DataLake:
         self._store = store
         self._originator: str | None = None
         self._lineage: LineageRecorder | None = None
+        # Threads share a lake: what is built on first use is built once (a second recorder
+        # would have a second index connection and outbox; a second store, a second client).
+        self._build_lock = threading.RLock()
         self.local = LocalStorage(
             settings.storage_dir,
             settings.state_dir,
@@ -248,33 +223,41 @@ class DataLake:
     def store(self) -> ObjectStore:
         """The remote object store, built on first use (boto3 loads only then)."""
         if self._store is None:
-            self._store = store_from_settings(self.settings)
+            with self._build_lock:
+                if self._store is None:
+                    self._store = store_from_settings(self.settings)
         return self._store
 
     @property
     def lineage(self) -> LineageRecorder:
         """This lake's lineage: records in the lake, the local index, delivery to consumers."""
         if self._lineage is None:
-            from radops.lineage.delivery import transport_from_settings
-            from radops.lineage.recorder import LineageRecorder
-
-            marquez = None
-            if self.settings.marquez_url:
-                from radops.lineage.marquez import MarquezClient, MarquezIndex
-
-                client = MarquezClient(
-                    self.settings.marquez_url,
-                    api_key=self.settings.marquez_api_key,
-                    timeout=self.settings.lineage_timeout,
-                )
-                marquez = MarquezIndex(client, self.settings.namespace)
-            self._lineage = LineageRecorder(
-                self.store,
-                self.settings.state_dir,
-                lambda: transport_from_settings(self.settings),
-                marquez,
-            )
+            with self._build_lock:
+                if self._lineage is None:
+                    self._lineage = self._make_lineage()
         return self._lineage
+
+    def _make_lineage(self) -> LineageRecorder:
+        """The lineage recorder of this lake (see :attr:`lineage`)."""
+        from radops.lineage.delivery import transport_from_settings
+        from radops.lineage.recorder import LineageRecorder
+
+        marquez = None
+        if self.settings.marquez_url:
+            from radops.lineage.marquez import MarquezClient, MarquezIndex
+
+            client = MarquezClient(
+                self.settings.marquez_url,
+                api_key=self.settings.marquez_api_key,
+                timeout=self.settings.lineage_timeout,
+            )
+            marquez = MarquezIndex(client, self.settings.namespace)
+        return LineageRecorder(
+            self.store,
+            self.settings.state_dir,
+            lambda: transport_from_settings(self.settings),
+            marquez,
+        )
 
     def dataset_ref(
         self,
@@ -610,8 +593,9 @@ class DataLake:
             **(metadata or {}),
         }
         # The local copy must be on disk before it is placed (a power loss must not leave a
-        # placed file with holes): flushed while the upload runs, not before it starts.
-        flushed = _Fsync(tmp)
+        # placed file with holes): flushed while the upload runs, not before it starts, on the
+        # shared pool (a directory lake's own fsyncs then share its journal commit).
+        flushed = start_fsync(tmp)
         try:
             meta = self.store.put_new(tmp, uid, sha256=sha256, metadata=recorded, progress=progress)
         except FileExistsInLakeError:

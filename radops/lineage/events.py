@@ -12,6 +12,7 @@ refuses them in JSON) are replaced by U+FFFD in every text radops puts in an eve
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -40,6 +41,7 @@ __all__ = [
     "DatasetRef",
     "build_event",
     "child_job",
+    "event_dict",
     "event_to_dict",
     "function_of",
     "producer",
@@ -364,6 +366,207 @@ def build_event(
         outputs=outputs,
         producer=made_by,
     )
+
+
+_EVENT_TYPES = frozenset({"START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"})
+_LIFECYCLES = frozenset({"ALTER", "CREATE", "DROP", "OVERWRITE", "RENAME", "TRUNCATE"})
+
+
+@functools.cache
+def _constants() -> dict[str, str]:
+    """The schema URLs of the event and of every facet radops sends, from openlineage-python's
+    own classes (so they follow its version), the adapter version, and Python's version."""
+    from openlineage.client import constants
+    from openlineage.client.event_v2 import RunEvent
+    from openlineage.client.facet_v2 import (
+        dataset_version_dataset,
+        error_message_run,
+        job_type_job,
+        lifecycle_state_change_dataset,
+        output_statistics_output_dataset,
+        parent_run,
+        processing_engine_run,
+        schema_dataset,
+        source_code_job,
+        source_code_location_job,
+    )
+
+    classes: dict[str, Any] = {
+        "event": RunEvent,
+        "version": dataset_version_dataset.DatasetVersionDatasetFacet,
+        "errorMessage": error_message_run.ErrorMessageRunFacet,
+        "jobType": job_type_job.JobTypeJobFacet,
+        "lifecycleStateChange": lifecycle_state_change_dataset.LifecycleStateChangeDatasetFacet,
+        "outputStatistics": output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet,
+        "parent": parent_run.ParentRunFacet,
+        "processing_engine": processing_engine_run.ProcessingEngineRunFacet,
+        "schema": schema_dataset.SchemaDatasetFacet,
+        "sourceCode": source_code_job.SourceCodeJobFacet,
+        "sourceCodeLocation": source_code_location_job.SourceCodeLocationJobFacet,
+    }
+    found: dict[str, str] = {name: cls._get_schema() for name, cls in classes.items()}
+    found["adapter"] = constants.__version__
+    found["python"] = platform.python_version()
+    return found
+
+
+def event_dict(
+    creation: Creation,
+    state: str,
+    *,
+    error: BaseException | None = None,
+    event_time: str | None = None,
+) -> dict[str, Any]:
+    """``event_to_dict(build_event(creation, state, ...))``, built directly as JSON data.
+
+    The same event, key for key, in a fraction of the time: openlineage-python's models and
+    their serialisation were most of the Python time of recording a run (two events per
+    ``file_creator`` call). :func:`build_event` stays the reference: the tests check that both
+    give the same event for every kind of creation and state.
+
+    Raises:
+        ValueError: ``state`` is not an OpenLineage event type, or the lifecycle is unknown.
+    """
+    if state not in _EVENT_TYPES:
+        raise ValueError(f"not an OpenLineage event type: {state!r}")
+    if creation.lifecycle not in _LIFECYCLES:
+        raise ValueError(f"not an OpenLineage lifecycle state: {creation.lifecycle!r}")
+    urls = _constants()
+    made_by = producer(creation.radops_version)
+
+    def facet(kind: str, **fields: Any) -> dict[str, Any]:
+        # As the models serialise: _producer and _schemaURL first, fields that are None left out.
+        made = {"_producer": made_by, "_schemaURL": urls[kind]}
+        made.update((name, value) for name, value in fields.items() if value is not None)
+        return made
+
+    source = creation.source
+    radops = {
+        "_producer": made_by,
+        "_schemaURL": RADOPS_FACET_SCHEMA_URL,
+        "email": _text(creation.email),
+        "radopsVersion": creation.radops_version,
+        "pythonVersion": urls["python"],
+        "function": creation.job_name,
+        "parameters": _free_form(dict(creation.parameters)),
+        "sourceSha256": source.source_sha256 if source else None,
+        "callDigest": creation.call_digest,
+        "outputs": [ref.uid for ref in creation.outputs if ref.uid],
+        "inputs": [ref.uid for ref in creation.inputs if ref.uid],
+        "inputSha256": {ref.uid: ref.sha256 for ref in creation.inputs if ref.uid and ref.sha256},
+        "returned": _free_form(creation.returned),
+        "codeWarning": _text(source.warning) if source and source.warning else None,
+        "extra": _free_form(dict(creation.extra)),
+    }
+    run_facets: dict[str, Any] = {
+        "processing_engine": facet(
+            "processing_engine",
+            version=creation.radops_version,
+            name="radops",
+            openlineageAdapterVersion=urls["adapter"],
+        ),
+        RADOPS_FACET: {name: value for name, value in radops.items() if value is not None},
+    }
+    if creation.parent is not None:
+        parent, root = creation.parent.run, creation.parent.root
+        run_facets["parent"] = facet(
+            "parent",
+            run={"runId": parent.run_id, "facets": {}},
+            job={"namespace": _text(parent.namespace), "name": _text(parent.job), "facets": {}},
+            root={
+                "run": {"runId": root.run_id, "facets": {}},
+                "job": {"namespace": _text(root.namespace), "name": _text(root.job), "facets": {}},
+            }
+            if root is not None
+            else None,
+        )
+    if error is not None:
+        run_facets["errorMessage"] = facet(
+            "errorMessage",
+            message=_text(f"{type(error).__name__}: {error}"),
+            programmingLanguage="python",
+            stackTrace=_text("".join(traceback.format_exception(error))),
+        )
+
+    job_facets: dict[str, Any] = {
+        "jobType": facet(
+            "jobType", processingType="BATCH", integration="RADOPS", jobType=creation.job_type
+        ),
+    }
+    if source is not None:
+        if source.source:
+            job_facets["sourceCode"] = facet(
+                "sourceCode", language="python", sourceCode=_text(source.source)
+            )
+        if source.git is not None and source.url is not None:
+            job_facets["sourceCodeLocation"] = facet(
+                "sourceCodeLocation",
+                type="git",
+                url=source.url,
+                repoUrl=source.git.origin,
+                path=source.git.path,
+                version=source.git.commit,
+                branch=source.git.branch,
+            )
+
+    def version(ref: DatasetRef) -> dict[str, Any]:
+        return {"version": facet("version", datasetVersion=ref.sha256)} if ref.sha256 else {}
+
+    inputs = [
+        {"namespace": ref.namespace, "name": ref.name, "facets": version(ref), "inputFacets": {}}
+        for ref in creation.inputs
+    ]
+    outputs = []
+    for ref in creation.outputs:
+        facets: dict[str, Any] = {}
+        output_facets: dict[str, Any] = {}
+        if state != "START" or creation.lifecycle == "DROP":
+            creating = creation.lifecycle == "CREATE"
+            facets["lifecycleStateChange"] = facet(
+                "lifecycleStateChange", lifecycleStateChange=creation.lifecycle
+            )
+            facets.update(version(ref))
+            if ref.schema and creating:
+                facets["schema"] = facet("schema", fields=_schema_dicts(ref.schema))
+            if ref.size is not None and creating:
+                output_facets["outputStatistics"] = facet(
+                    "outputStatistics", size=ref.size, fileCount=1
+                )
+        outputs.append(
+            {
+                "namespace": ref.namespace,
+                "name": ref.name,
+                "facets": facets,
+                "outputFacets": output_facets,
+            }
+        )
+    return {
+        "eventTime": event_time or _now(),
+        "producer": made_by,
+        "schemaURL": urls["event"],
+        "run": {"runId": creation.run_id, "facets": run_facets},
+        "job": {"namespace": creation.job_namespace, "name": creation.job, "facets": job_facets},
+        "eventType": state,
+        "inputs": inputs,
+        "outputs": outputs,
+    }
+
+
+def _free_form(value: Any) -> Any:
+    """A field of any JSON value, as :func:`event_to_dict` keeps it (None: left out)."""
+    return None if value is None else json.loads(json.dumps(_json(value)))
+
+
+def _schema_dicts(columns: Sequence[Column]) -> list[dict[str, Any]]:
+    """The ``fields`` of the ``schema`` facet, as :func:`_schema_fields` serialises."""
+    return [
+        {
+            "name": _text(column.name),
+            **({"type": _text(column.type)} if column.type is not None else {}),
+            "fields": _schema_dicts(column.fields),
+        }
+        for column in columns
+    ]
 
 
 def _schema_fields(columns: Sequence[Column]) -> list[Any]:

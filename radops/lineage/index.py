@@ -105,6 +105,12 @@ class LineageIndex:
     @property
     def db(self) -> sqlite3.Connection:
         if self._db is None:
+            with self._lock:  # threads share one connection, used under this lock
+                return self._open_db()
+        return self._db
+
+    def _open_db(self) -> sqlite3.Connection:
+        if self._db is None:
             where = self.path.parent
             try:
                 make_private_dir(where)
@@ -153,15 +159,16 @@ class LineageIndex:
     def add_many(
         self,
         events: Sequence[Mapping[str, Any]],
-        records: Sequence[str] = (),
+        records: Sequence[str | None] = (),
         *,
         checked: bool = False,
     ) -> int:
         """Index events in one transaction; returns how many were new.
 
         ``records`` names the lake records the events were read from, so a later sync does
-        not fetch them again; when it names one per event, each event remembers its record
-        (the order records were written in decides between copies, see :meth:`calls`).
+        not fetch them again; when it names one per event (None for an event that is no lake
+        record, such as a START), each event remembers its record (the order records were
+        written in decides between copies, see :meth:`calls`).
         Indexing an event again is a no-op; another event of the same run and type is indexed
         beside it. ``checked``: the caller checked the events already (a sync), or made them.
 
@@ -178,7 +185,8 @@ class LineageIndex:
                 for row in rows:
                     added += self._add(db, row)
                 db.executemany(
-                    "INSERT OR IGNORE INTO records VALUES (?)", [(name,) for name in records]
+                    "INSERT OR IGNORE INTO records VALUES (?)",
+                    [(name,) for name in records if name is not None],
                 )
                 db.execute("COMMIT")
             except BaseException:

@@ -1,8 +1,9 @@
 """Recording runs: where each event goes, and answering lineage questions for one lake.
 
-A START event goes to the index and the consumers. A COMPLETE, FAIL or ABORT event is also
-stored in the lake (the record every machine can read) before it is indexed and queued for the
-consumers. Queries sync the index from the lake first when it might be stale.
+A START event goes to the consumers at once (queued in the outbox), and to the index together
+with its run's end: one SQLite transaction per run, not one per event. A COMPLETE, FAIL or
+ABORT event is also stored in the lake (the record every machine can read) before it is indexed
+and queued for the consumers. Queries sync the index from the lake first when it might be stale.
 
 Which record explains a file is decided by the file: its object names the run that created it
 (``radops-run-id``), and only a record of that run answers :meth:`LineageRecorder.creation_of`.
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from radops.errors import InvalidRecordError
 from radops.lineage.delivery import Outbox, Transport
-from radops.lineage.events import Creation, build_event, event_to_dict
+from radops.lineage.events import Creation, event_dict
 from radops.lineage.index import LineageIndex
 from radops.lineage.records import CLOCK_SKEW_MARGIN, LakeRecords, RecordName
 from radops.lineage.validate import check_event, fit_record, holds_together
@@ -65,6 +66,9 @@ class LineageRecorder:
         self.outbox = Outbox(state_dir / "outbox", make_transport)
         self._synced = False
         self._synced_at = -float("inf")  # time.monotonic() of the last sync
+        # START events of runs still under way in this process, indexed with their end event.
+        self._starts: dict[str, dict[str, Any]] = {}
+        self._starts_lock = threading.Lock()
 
     def emit(
         self,
@@ -76,23 +80,39 @@ class LineageRecorder:
     ) -> dict[str, Any]:
         """Record ``creation`` in ``state``; returns the event as sent and stored.
 
+        A START event is queued for the consumers now, and indexed with the run's next event
+        (in one transaction); :meth:`close` indexes those of runs that never ended here.
+
         Never raises because a consumer is unreachable; raises only if the lake itself cannot
         store a COMPLETE record (the caller then knows the creation is not recorded).
         """
-        event = fit_record(event_to_dict(build_event(creation, state, error=error)))
+        event = fit_record(event_dict(creation, state, error=error))
         keep = state != "START" if store_in_lake is None else store_in_lake
         name = self.records.write(event) if keep else None
-        try:
-            self.index.add_many([event], records=[name] if name else [], checked=True)
-        except (OSError, sqlite3.Error) as exc:
-            # The index is a cache of the lake's records: the next sync repairs the gap, so a
-            # full or read-only local disk must not undo a creation that is safely recorded.
-            log.warning("could not index a lineage event locally (%s); the next sync will", exc)
+        with self._starts_lock:
+            if state == "START" and not keep:
+                self._starts[creation.run_id] = event
+                start = None
+            else:
+                start = self._starts.pop(creation.run_id, None)
+        if state != "START" or keep:
+            events = [event] if start is None else [start, event]
+            records: list[str | None] = [None] * (len(events) - 1)
+            self._index(events, [*records, name])
         try:
             self.outbox.put(event)
         except OSError as exc:  # a full disk must not fail the user's function either
             log.warning("could not queue a lineage event for delivery: %s", exc)
         return event
+
+    def _index(self, events: list[dict[str, Any]], records: list[str | None]) -> None:
+        """Index events this process made, with the names of their lake records (if any)."""
+        try:
+            self.index.add_many(events, records=records, checked=True)
+        except (OSError, sqlite3.Error) as exc:
+            # The index is a cache of the lake's records: the next sync repairs the gap, so a
+            # full or read-only local disk must not undo a creation that is safely recorded.
+            log.warning("could not index a lineage event locally (%s); the next sync will", exc)
 
     def sync(self) -> int:
         """Pull events written to the lake by other machines into the index."""
@@ -227,7 +247,11 @@ class LineageRecorder:
         return self.index.runs_using(uid)
 
     def close(self) -> None:
-        """Close the index."""
+        """Index the START events of runs that did not end in this process; close the index."""
+        with self._starts_lock:
+            starts, self._starts = list(self._starts.values()), {}
+        if starts:
+            self._index(starts, [None] * len(starts))
         self.index.close()
 
 

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -31,6 +32,7 @@ from stat import S_ISREG
 from typing import Any
 
 from radops import writers
+from radops.durable import Pending, fsync_together, start_fsync
 from radops.errors import (
     FileExistsInLakeError,
     FileNotInLakeError,
@@ -64,6 +66,11 @@ class DirectoryStore:
         self._reserved = self.root / RESERVED_PREFIX
         self._meta_root = self._reserved / "meta"
         self._tmp = self._reserved / "tmp"
+        self._real_root: str | None = None  # realpath of root, once it exists
+        self._real_meta_root: str | None = None
+        # fsyncs of new objects' folders still running (see put_new and put_record)
+        self._flushing: list[Pending] = []
+        self._flushing_lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -73,14 +80,20 @@ class DirectoryStore:
         return f"DirectoryStore({str(self.root)!r})"
 
     def _data_path(self, key: str) -> Path:
-        # safe_path: a symlink inside the lake never leads a read or write out of it.
-        return safe_path(self.root, key)
+        # safe_path: a symlink inside the lake never leads a read or write out of it. The root
+        # is resolved once (a realpath is an lstat per segment, on every HEAD): a root swapped
+        # later for a symlink elsewhere makes paths be refused, never followed.
+        if self._real_root is None and os.path.isdir(self.root):
+            self._real_root = os.path.realpath(self.root)
+        return safe_path(self.root, key, self._real_root)
 
     def _meta_path(self, key: str) -> Path:
         # The metadata tree mirrors the data tree name for name, without a suffix: a suffix would
         # make a 255-byte segment (a valid uid) too long a file name, and make uids such as 'a'
         # and 'a.json/b' collide in the metadata tree although they coexist everywhere else.
-        return safe_path(self._meta_root, key)
+        if self._real_meta_root is None and os.path.isdir(self._meta_root):
+            self._real_meta_root = os.path.realpath(self._meta_root)
+        return safe_path(self._meta_root, key, self._real_meta_root)
 
     def _ensure_dirs(self) -> None:
         """Create the lake's folders on first use, but never a second lake on a bare mount point.
@@ -160,7 +173,6 @@ class DirectoryStore:
             size = tmp_data.stat().st_size
             stamp = _to_ns(created)
             os.utime(tmp_data, ns=(stamp, stamp))  # the object's creation time (see head)
-            _fsync_path(tmp_data)
             tmp_data.chmod(0o444)
             record = {
                 SHA256_KEY: sha256,
@@ -169,7 +181,10 @@ class DirectoryStore:
                 "metadata": dict(metadata or {}),
             }
             tmp_meta.write_text(json.dumps(record, sort_keys=True), encoding="utf-8")
-            _fsync_path(tmp_meta)
+            # Both on disk before either name appears (a power loss must never leave a
+            # visible object with holes, or a claim without its sha256); flushed together,
+            # so that they share one journal commit instead of waiting for two.
+            fsync_together(tmp_data, tmp_meta)
             self._claim(key, tmp_meta, meta_path, data_path)
             try:
                 data_path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,7 +210,11 @@ class DirectoryStore:
         finally:
             tmp_data.unlink(missing_ok=True)
             tmp_meta.unlink(missing_ok=True)
-        _fsync_path(data_path.parent)
+        # The object's name on disk: flushed in the background, and waited for before the next
+        # record of this lake is named (put_record), beside that record's own fsync. So a
+        # record never names an object a power loss could take back, and a creation (object,
+        # then record) waits for one flush less.
+        self._name_flushed(start_fsync(data_path.parent))
         return ObjectMeta(
             key=key,
             size=size,
@@ -204,6 +223,24 @@ class DirectoryStore:
             metadata=dict(metadata or {}),
             etag=_etag(data_path),
         )
+
+    def _name_flushed(self, pending: Pending) -> None:
+        """Remember the fsync of a new object's folder until a record waits for it."""
+        with self._flushing_lock:
+            # Those that ended well need no waiting; one that failed stays until a record
+            # waited for it (and failed with it: its object may not survive a power loss).
+            self._flushing = [each for each in self._flushing if not each.succeeded()]
+            self._flushing.append(pending)
+
+    def _names_to_flush(self) -> list[Pending]:
+        """The folder fsyncs started so far (by any thread), which the next record waits for."""
+        with self._flushing_lock:
+            return list(self._flushing)
+
+    def _flushed(self, pendings: list[Pending]) -> None:
+        """A record waited for these fsyncs: forget them."""
+        with self._flushing_lock:
+            self._flushing = [each for each in self._flushing if each not in pendings]
 
     def _claim(self, key: str, tmp_meta: Path, meta_path: Path, data_path: Path) -> None:
         """Link the metadata into place exclusively: the winner of a race is decided here."""
@@ -370,10 +407,18 @@ class DirectoryStore:
         self._ensure_dirs()
         tmp = self._tmp / f"{uuid.uuid4().hex}.record"
         try:
+            earlier = self._names_to_flush()
             with tmp.open("xb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
+            # The objects this record may name are on disk before the record's name is: their
+            # folders' fsyncs ran beside the record's own.
+            try:
+                for pending in earlier:
+                    pending.wait()
+            finally:
+                self._flushed(earlier)
             path.parent.mkdir(parents=True, exist_ok=True)
             os.link(tmp, path)
         except FileExistsError as exc:
@@ -480,17 +525,6 @@ def _writer_dead(meta_path: Path) -> bool:
     return (
         writers.is_dead(metadata.get(writers.WRITER_KEY)) if isinstance(metadata, dict) else False
     )
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError as exc:  # some file systems refuse fsync on directories
-        if exc.errno not in (errno.EINVAL, errno.EBADF):
-            raise
-    finally:
-        os.close(fd)
 
 
 def _etag(path: Path) -> str:
