@@ -27,16 +27,7 @@ import pytest
 import radops
 from radops.data_lake import File, file_creator
 from radops.lake import DataLake
-from radops.lineage.events import (
-    Creation,
-    DatasetRef,
-    build_event,
-    event_dict,
-    event_to_dict,
-    function_of,
-)
-from radops.lineage.parents import ParentRun, RunRef
-from radops.lineage.schemas import Column
+from radops.lineage.events import function_of
 from radops.lineage.source import GitInfo, SourceInfo, web_url, without_credentials
 from tests.conftest import TEST_EMAIL, MakeLake
 from tests.olschema import validate_event
@@ -604,74 +595,3 @@ def test_parameters_and_return_values_are_recorded_exactly_nones_included(lake: 
     }
     again = with_nothings(File("in.txt", lake=lake), None, [None, {}, [None]])
     assert again == first
-
-
-def _creation_of_every_kind(lifecycle: str, parent: str, code: str) -> Creation:
-    """A creation with every field radops fills: NULs in text, None and {} in free-form values,
-    a tuple parameter, an input without sha256, an output with nested columns and one without
-    anything known."""
-    git = GitInfo(Path("/r"), "abc", None if code == "detached" else "main", ORIGIN, "p.py", False)
-    source = SourceInfo("m", "step", Path("/r/p.py"), 3, "def step():\x00 pass\n", "d" * 64, git)
-    outer = RunRef("ns", "outer", "01890000-0000-7000-8000-000000000001")
-    root = RunRef("ns2", "root", "01890000-0000-7000-8000-000000000002")
-    return Creation(
-        run_id="01890000-0000-7000-8000-000000000000",
-        job_namespace="default",
-        job_name="m.step",
-        email="a\x00@example.com",
-        radops_version="1.0",
-        source=None if code == "none" else source,
-        parameters={"n": None, "x": [1, {}, None], "t": (1, 2), "k\x00": "v\x00"},
-        inputs=[DatasetRef("file", "/in", "in.txt", "a" * 64, 3), DatasetRef("http", "/x")],
-        outputs=[
-            DatasetRef(
-                "file",
-                "/out.csv",
-                "out.csv",
-                "b" * 64,
-                5,
-                (Column("a", "int64"), Column("s\x00", None, (Column("t", "string"),))),
-            ),
-            DatasetRef("file", "/o2", "o2"),
-        ],
-        call_digest="c" * 64,
-        call="m.step/abc",
-        parent={
-            "none": None,
-            "parent": ParentRun(outer),
-            "parent and root": ParentRun(outer, root),
-        }[parent],
-        returned={"a": None, "radops.File": "out.csv"},
-        extra={"k": {}},
-        lifecycle=lifecycle,
-    )
-
-
-ORIGIN = "https://github.com/acme/pipes"
-
-
-@pytest.mark.parametrize("code", ["git", "detached", "none"])
-@pytest.mark.parametrize("parent", ["none", "parent", "parent and root"])
-@pytest.mark.parametrize("lifecycle", ["CREATE", "DROP"])
-@pytest.mark.parametrize("state", ["START", "COMPLETE", "FAIL", "ABORT"])
-def test_events_built_directly_are_the_models_events(
-    state: str, lifecycle: str, parent: str, code: str
-) -> None:
-    """event_dict gives, key for key, the event openlineage-python's models serialise to."""
-    creation = _creation_of_every_kind(lifecycle, parent, code)
-    error = ValueError("bad\x00 value") if state == "FAIL" else None
-    when = "2024-01-01T00:00:00.5+00:00"
-    direct = event_dict(creation, state, error=error, event_time=when)
-    assert direct == event_to_dict(build_event(creation, state, error=error, event_time=when))
-    validate_event(direct)
-
-
-def test_a_minimal_creation_is_built_directly_as_by_the_models() -> None:
-    """A creation with nothing but its required fields: the same event both ways."""
-    creation = Creation("01890000-0000-7000-8000-000000000000", "default", "j", "e", "1.0")
-    for state in ("START", "COMPLETE"):
-        direct = event_dict(creation, state, event_time="2024-01-01T00:00:00+00:00")
-        made = build_event(creation, state, event_time="2024-01-01T00:00:00+00:00")
-        assert direct == event_to_dict(made)
-    with pytest.raises(ValueError, match="not an OpenLineage event type"):
-        event_dict(creation, "DONE")

@@ -35,7 +35,7 @@ from radops.lineage.events import (
     RADOPS_FACET_SCHEMA_URL,
     Creation,
     DatasetRef,
-    event_dict,
+    build_event,
     event_to_dict,
 )
 from radops.lineage.source import GitInfo, SourceInfo
@@ -81,7 +81,7 @@ def radops_event(state: str = "COMPLETE", lifecycle: str = "CREATE") -> dict[str
         lifecycle=lifecycle,
     )
     error = ValueError("x") if state == "FAIL" else None
-    return event_dict(creation, state, error=error)
+    return event_to_dict(build_event(creation, state, error=error))
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from radops.errors import InvalidRecordError
 from radops.lineage.delivery import Outbox, Transport
-from radops.lineage.events import Creation, event_dict
+from radops.lineage.events import Creation, build_event, event_to_dict
 from radops.lineage.index import LineageIndex
 from radops.lineage.records import CLOCK_SKEW_MARGIN, LakeRecords, RecordName
 from radops.lineage.validate import check_event, fit_record, holds_together
@@ -86,7 +86,7 @@ class LineageRecorder:
         Never raises because a consumer is unreachable; raises only if the lake itself cannot
         store a COMPLETE record (the caller then knows the creation is not recorded).
         """
-        event = fit_record(event_dict(creation, state, error=error))
+        event = fit_record(event_to_dict(build_event(creation, state, error=error)))
         keep = state != "START" if store_in_lake is None else store_in_lake
         name = self.records.write(event) if keep else None
         with self._starts_lock:
