@@ -361,7 +361,8 @@ def _upload(
             running.enter_context(writers.running(batch.creation.run_id))
             lake.lineage.emit(batch.creation, "START")
         try:
-            metas = run_all(threads, files, upload)
+            with lake.local.batched():
+                metas = run_all(threads, files, upload)
             for batch in batches:
                 lake.lineage.emit(_completed(lake, batch), "COMPLETE")
                 recorded.append(batch)
@@ -469,7 +470,8 @@ def fetch(
         _file_done(progress)
         return path
 
-    fetched = run_all(lake.settings.transfer_threads, missing, download)
+    with lake.local.batched():
+        fetched = run_all(lake.settings.transfer_threads, missing, download)
     if failed:
         first, *others = [uid for uid in missing if uid in failed]
         for uid in others:

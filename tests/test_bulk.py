@@ -182,6 +182,36 @@ def test_prefetch_downloads_a_folder_verified_and_skips_trusted_copies(
     assert victim.read_bytes() == contents[sorted(contents)[3]]
 
 
+def test_records_of_a_bulk_fetch_written_late_never_make_a_copy_trusted_unchecked(
+    make_lake: MakeLake, tree: tuple[Path, dict[str, bytes]]
+) -> None:
+    """A fetch writes its local records a few hundred at a time: inside the batch this machine
+    already trusts what it placed; another process on the same home, reading the index before
+    the batch is written (as after a kill), rehashes each copy before it trusts it; after the
+    batch every copy is trusted from the index alone."""
+    root, contents = tree
+    make_lake("writer").add_files(pairs(root, contents, "bulk"))
+    reader = make_lake("reader")
+    uids = [f"bulk/{rel}" for rel in sorted(contents)]
+    with reader.local.batched():
+        paths = reader.prefetch(uids)
+        assert all(reader.local.entry(uid) is not None for uid in uids)  # this process: yes
+        other = make_lake("reader")  # another process on the same home, the index unwritten
+        assert [other.local.entry(uid) for uid in uids] == [None] * len(uids)
+        victim = uids[5]
+        paths[victim].chmod(0o644)
+        paths[victim].write_bytes(b"changed before any record of it was written")
+        for rel, uid in zip(sorted(contents), uids, strict=True):
+            # rehashed against the lake's sha256: the changed copy is replaced, not served
+            assert other.file(uid).local_path().read_bytes() == contents[rel]
+    third = make_lake("reader")
+    for uid in uids:
+        entry = third.local.entry(uid)
+        assert entry is not None, uid
+        stat = third.local.stat(uid)
+        assert stat is not None and third.local.is_trusted(uid, stat)
+
+
 def test_prefetch_of_nothing_is_an_error(lake: DataLake) -> None:
     """A prefix with no file under it, or a uid the lake lacks, raises FileNotInLakeError."""
     with pytest.raises(FileNotInLakeError, match="no file is under 'none/'"):
