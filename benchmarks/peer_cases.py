@@ -438,31 +438,6 @@ def case_14(ctx: Context) -> list[Row]:
 
 # -- 15. publish and fetch many small files -------------------------------------------------------
 
-# Until `radops datalake download FOLDER/` exists, the radops side of the fetch is the library's
-# own loop in one process: every file under the prefix, downloaded and verified one by one.
-_FETCH_LOOP = """
-import sys
-from radops.lake import DataLake
-lake = DataLake.from_env()
-count = 0
-for meta in list(lake.files(sys.argv[1])):
-    lake.download(meta.key)
-    count += 1
-print(count)
-"""
-
-_prefix_download: bool | None = None
-
-
-def download_takes_a_prefix() -> bool:
-    """Whether ``radops datalake download`` takes a folder of the lake: its help speaks of a
-    folder or a prefix (before, it took one ``UID`` and said nothing of either)."""
-    global _prefix_download
-    if _prefix_download is None:
-        shown = _run([*radops_command(), "datalake", "download", "--help"], None, dict(os.environ))
-        _prefix_download = any(word in shown.lower() for word in ("folder", "prefix"))
-    return _prefix_download
-
 
 def _files_under(root: Path) -> dict[str, str]:
     """sha256 of every file under ``root``, by path relative to it."""
@@ -489,13 +464,7 @@ def case_15(ctx: Context) -> list[Row]:
         path.parent.mkdir(exist_ok=True)
         path.write_bytes(os.urandom(size))
     expected = _files_under(source)
-    by_prefix = download_takes_a_prefix()
-    if by_prefix:
-        fetch_ours = [*radops_command(), "datalake", "download", "data/"]
-        how = "datalake download data/"
-    else:
-        fetch_ours = [sys.executable, "-c", _FETCH_LOOP, "data/"]
-        how = "DataLake.download of each file in one process: no `download FOLDER/` yet"
+    fetch_ours = [*radops_command(), "datalake", "download", "data/"]
     publish: list[tuple[Trial, Trial]] = []
     fetch: list[tuple[Trial, Trial]] = []
     for i in range(trials):
@@ -573,7 +542,8 @@ def case_15(ctx: Context) -> list[Row]:
             f"fetch {label}, fresh machine",
             times(fetch),
             0.5,
-            f"radops: {how}; vs dvc pull in a fresh clone; {count:,} files checked each side",
+            f"radops: datalake download data/; vs dvc pull in a fresh clone; "
+            f"{count:,} files checked each side",
         ),
         _memory_row("15", f"  peak memory, publish {label}", peaks(publish), None, ""),
         _memory_row("15", f"  peak memory, fetch {label}", peaks(fetch), None, ""),
