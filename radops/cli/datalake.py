@@ -323,9 +323,9 @@ def download(
 ) -> None:
     """Download a file, or every file under a folder, into local storage (verified).
 
-    Prints the local path of each file, one per line. TARGET names a file if the lake has
-    one by that uid, otherwise the folder TARGET/ (a TARGET ending in / is always a folder),
-    like the targets of dvc pull. Files already in local storage as radops placed them are
+    Prints the local path of each file, one per line. UID_OR_FOLDER names a file if the
+    lake has one by that uid, otherwise the folder of that name (one ending in / is always a
+    folder), like the targets of dvc pull. Files already in local storage as radops placed them are
     not downloaded again; RADOPS_TRANSFER_THREADS files move at once.
     """
     from radops.bulk import fetch
