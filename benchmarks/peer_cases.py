@@ -439,6 +439,37 @@ def case_14(ctx: Context) -> list[Row]:
 # -- 15. publish and fetch many small files -------------------------------------------------------
 
 
+# The floor of case 15: what moving the same files costs in raw boto3 from a fresh Python
+# process, with radops' thread count and nothing else (no hash, no local copy, no record): the
+# part of radops' time that is S3 requests made from Python on this machine.
+_FLOOR = """
+import os, sys
+from concurrent.futures import ThreadPoolExecutor
+import boto3
+mode, root, bucket, prefix, endpoint, threads = sys.argv[1:7]
+client = boto3.client("s3", endpoint_url=endpoint)
+if mode == "put":
+    paths = [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs]
+    def put(path):
+        key = prefix + os.path.relpath(path, root)
+        with open(path, "rb") as body:
+            client.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
+    work, items = put, paths
+else:
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
+    def get(key):
+        path = os.path.join(root, os.path.relpath(key, prefix))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as out:
+            out.write(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+    work, items = get, keys
+with ThreadPoolExecutor(int(threads)) as pool:
+    list(pool.map(work, items))
+print(len(items))
+"""
+
+
 def _files_under(root: Path) -> dict[str, str]:
     """sha256 of every file under ``root``, by path relative to it."""
     return {
@@ -467,6 +498,9 @@ def case_15(ctx: Context) -> list[Row]:
     fetch_ours = [*radops_command(), "datalake", "download", "data/"]
     publish: list[tuple[Trial, Trial]] = []
     fetch: list[tuple[Trial, Trial]] = []
+    floor_put: list[Trial] = []
+    floor_get: list[Trial] = []
+    threads = Settings.load(env={}).transfer_threads
     for i in range(trials):
         work = ctx.root / "c15" / f"trial-{i}"
         remote = f"s3://{BUCKET}/{ctx.unique('c15')}"
@@ -490,6 +524,19 @@ def case_15(ctx: Context) -> list[Row]:
         fetch_env = _radops_env(ctx, "c15-fetch", remote)
         fetch.append(
             _alternate(i, ([(fetch_ours, None)], fetch_env), ([([dvc, "pull"], clone)], denv))
+        )
+        floor_prefix = f"{ctx.unique('c15-floor')}/"
+        floor_args = [BUCKET, floor_prefix, ctx.server.endpoint, str(threads)]
+        floor_put.append(
+            _trial(
+                [([sys.executable, "-c", _FLOOR, "put", str(source), *floor_args], None)], ours_env
+            )
+        )
+        floor_get.append(
+            _trial(
+                [([sys.executable, "-c", _FLOOR, "get", str(work / "floor"), *floor_args], None)],
+                ours_env,
+            )
         )
         # Count what each side fetched, and check its bytes.
         theirs_got = _files_under(clone / "data")
@@ -545,6 +592,20 @@ def case_15(ctx: Context) -> list[Row]:
             f"radops: datalake download data/; vs dvc pull in a fresh clone; "
             f"{count:,} files checked each side",
         ),
+        _time_row(
+            "15",
+            "  floor: boto3 put_object of each file",
+            [(f.seconds, b.seconds) for f, (_, b) in zip(floor_put, publish, strict=True)],
+            None,
+            f"a Python process, {threads} threads, nothing else; vs DVC's publish",
+        ),
+        _time_row(
+            "15",
+            "  floor: boto3 get_object of each file",
+            [(f.seconds, b.seconds) for f, (_, b) in zip(floor_get, fetch, strict=True)],
+            None,
+            f"a Python process, {threads} threads, nothing else; vs DVC's fetch",
+        ),
         _memory_row("15", f"  peak memory, publish {label}", peaks(publish), None, ""),
         _memory_row("15", f"  peak memory, fetch {label}", peaks(fetch), None, ""),
     ]
@@ -572,6 +633,8 @@ def joblib_step(data: str, n: int) -> str:
 def case_16(ctx: Context) -> list[Row]:
     import joblib
 
+    # The cases before wrote gigabytes: their writeback must not land in this one's fsyncs.
+    os.sync()
     lake = ctx.lake("c16", s3=False)
     set_default_lake(lake)
     rows = []
