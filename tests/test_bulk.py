@@ -293,6 +293,35 @@ def test_on_s3_an_add_is_one_put_per_file_and_a_fetch_one_get(
     assert dict(single.counts) == {"GetObject": 1}
 
 
+@pytest.mark.parametrize("remote", ["s3"], indirect=True)
+def test_a_read_without_a_head_fetches_empty_small_and_multipart_objects_whole(
+    make_lake: MakeLake, tmp_path: Path
+) -> None:
+    """The first GET asks for the first part only (the size comes from its Content-Range): an
+    empty object, one just under and one just over the multipart threshold all arrive whole
+    and verified, with no HEAD; an object under the threshold takes exactly one GET (an empty
+    one two)."""
+    writer = make_lake("writer")
+    threshold = writer.store.transfer.multipart_threshold  # type: ignore[attr-defined]
+    sizes = {"empty": 0, "one": 1, "under": threshold - 1, "at": threshold, "over": threshold + 1}
+    contents = {}
+    for name, size in sizes.items():
+        data = hashlib.sha256(name.encode()).digest() * (size // 32 + 1)
+        contents[name] = data[:size]
+        source = tmp_path / name
+        source.write_bytes(contents[name])
+        writer.add_file(source, f"sizes/{name}")
+    for name, data in contents.items():
+        reader = make_lake(f"reader-{name}")
+        sent = Requests(reader)
+        assert reader.file(f"sizes/{name}").local_path().read_bytes() == data
+        assert sent.counts["HeadObject"] == 0, name
+        if 0 < len(data) < threshold:
+            assert dict(sent.counts) == {"GetObject": 1}, name
+        elif not data:  # it has no first byte to ask for: refused, then asked for whole
+            assert dict(sent.counts) == {"GetObject": 2}, name
+
+
 # -- the CLI -------------------------------------------------------------------------------------
 
 

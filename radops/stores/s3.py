@@ -185,15 +185,22 @@ def _unanswered(response: Any, caught_exception: BaseException | None) -> tuple[
 
 
 class _ProgressSubscriber:
-    """s3transfer subscriber: tells the manager the size (saving a HEAD) and reports progress."""
+    """s3transfer subscriber: tells the manager the size and ETag (saving a HEAD; the ETag
+    also pins every part to the same version) and reports progress."""
 
-    def __init__(self, size: int | None, progress: Progress | None) -> None:
+    def __init__(
+        self, size: int | None, progress: Progress | None, etag: str | None = None
+    ) -> None:
         self._size = size
         self._progress = progress
+        self._etag = etag
 
     def on_queued(self, future: Any, **_: Any) -> None:
         if self._size is not None:
             future.meta.provide_transfer_size(self._size)
+        # s3transfer asks for both before it downloads without a HEAD of its own.
+        if self._etag is not None and hasattr(future.meta, "provide_object_etag"):
+            future.meta.provide_object_etag(self._etag)
 
     def on_progress(self, bytes_transferred: int, **_: Any) -> None:
         if self._progress:
@@ -546,9 +553,10 @@ class S3Store:
                 response = None
                 if meta is None:
                     # One request: the GET's answer carries the size, sha256 and run that a
-                    # HEAD would have given. A large object's body is left unread, and its
-                    # parts come through the transfer manager below.
-                    response = self.client.get_object(Bucket=self.bucket, Key=s3_key)
+                    # HEAD would have given. It asks for the first part only, so that a large
+                    # object's answer is short: its body is then left unread, and its parts
+                    # come through the transfer manager below.
+                    response = self._get_first_part(s3_key)
                     meta = _meta(key, response)
                 else:
                     # IfMatch pins the download to the version whose sha256 the caller read;
@@ -568,7 +576,7 @@ class S3Store:
                         response = None
                 finally:
                     if response is not None:
-                        response["Body"].close()  # not read: the connection is not reused
+                        _drain(response["Body"])
                 if meta.size >= self.transfer.multipart_threshold:
                     # Parts land at their offsets as they arrive; a thread hashes the file
                     # in order behind them (see InOrderHasher).
@@ -577,7 +585,7 @@ class S3Store:
                             self.bucket,
                             s3_key,
                             sink,
-                            subscribers=[_ProgressSubscriber(meta.size, progress)],
+                            subscribers=[_ProgressSubscriber(meta.size, progress, meta.etag)],
                         )
                         future.result()
         except ClientError as exc:
@@ -592,6 +600,19 @@ class S3Store:
                 f"{sink.hexdigest()}, {meta.sha256} was recorded when it was created"
             )
         return meta
+
+    def _get_first_part(self, s3_key: str) -> Any:
+        """The GET of an object's first ``multipart_threshold`` bytes (all of a small one)."""
+        from botocore.exceptions import ClientError
+
+        first = f"bytes=0-{self.transfer.multipart_threshold - 1}"
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=s3_key, Range=first)
+        except ClientError as exc:
+            if _error_code(exc) not in ("416", "InvalidRange"):
+                raise
+            # An empty object has no byte 0 to ask for: ask for all of it.
+            return self.client.get_object(Bucket=self.bucket, Key=s3_key)
 
     def _check_meta(
         self, key: str, meta: ObjectMeta, check: Callable[[ObjectMeta], None] | None
@@ -742,12 +763,26 @@ def _error_code(exc: BaseException | None) -> str:
     return ""
 
 
+def _drain(body: Any) -> None:
+    """Read the rest of an answer's body (at most its first part) and close it: an unread
+    body costs its connection, and opening another took longer than reading a part."""
+    try:
+        for _ in body.iter_chunks(1024 * 1024):
+            pass
+    except Exception:  # only the connection is at stake
+        log.debug("could not read an answer to its end", exc_info=True)
+    finally:
+        body.close()
+
+
 def _meta(key: str, response: Mapping[str, Any]) -> ObjectMeta:
     metadata = {k.lower(): unquote(v) for k, v in response.get("Metadata", {}).items()}
     sha256 = metadata.pop(SHA256_KEY, None)
+    # The answer to a ranged GET gives the object's size after the slash: "bytes 0-99/1234".
+    whole = str(response.get("ContentRange") or "").rpartition("/")[2]
     return ObjectMeta(
         key=key,
-        size=response["ContentLength"],
+        size=int(whole) if whole.isdigit() else response["ContentLength"],
         sha256=sha256,
         etag=response.get("ETag"),
         created=response.get("LastModified"),
