@@ -311,7 +311,8 @@ def fan_out(src: File) -> list[File]:
 def test_a_step_in_a_dask_task_submitted_from_a_step_names_it_as_parent(lake: DataLake) -> None:
     """A Dask task submitted while a call runs carries that run (a task annotation): a step
     the task calls names it as parent, on the worker, and its root too."""
-    distributed = pytest.importorskip("distributed")
+    import distributed  # a test dependency (the `examples` extra): never skipped
+
     _dask_lake[:] = [lake]
     try:
         with distributed.Client(
