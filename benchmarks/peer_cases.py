@@ -317,6 +317,16 @@ def _time_row(
     )
 
 
+def _times(pairs: Sequence[tuple[Trial, Trial]]) -> list[tuple[float, float]]:
+    """(radops, peer) seconds of each trial."""
+    return [(a.seconds, b.seconds) for a, b in pairs]
+
+
+def _peaks(pairs: Sequence[tuple[Trial, Trial]]) -> list[tuple[int, int]]:
+    """(radops, peer) peak memory of each trial."""
+    return [(a.peak, b.peak) for a, b in pairs]
+
+
 def _memory_row(
     case: str, name: str, pairs: Sequence[tuple[int, int]], limit: float | None, note: str
 ) -> Row:
@@ -408,31 +418,25 @@ def case_14(ctx: Context) -> list[Row]:
         for env in (ours_env, fetch_env):
             shutil.rmtree(env["RADOPS_HOME"], ignore_errors=True)
 
-    def times(pairs: list[tuple[Trial, Trial]]) -> list[tuple[float, float]]:
-        return [(a.seconds, b.seconds) for a, b in pairs]
-
-    def peaks(pairs: list[tuple[Trial, Trial]]) -> list[tuple[int, int]]:
-        return [(a.peak, b.peak) for a, b in pairs]
-
     return [
         _time_row(
             "14",
             f"publish {label} (datalake add)",
-            times(publish),
+            _times(publish),
             0.75,
             "vs dvc add + dvc push",
         ),
         _time_row(
             "14",
             f"fetch {label}, fresh machine (datalake download)",
-            times(fetch),
+            _times(fetch),
             0.6,
             "vs dvc pull in a fresh clone; both verified against the source's sha256",
         ),
         _memory_row(
-            "14", f"  peak memory, publish {label}", peaks(publish), 0.5, "largest process"
+            "14", f"  peak memory, publish {label}", _peaks(publish), 0.5, "largest process"
         ),
-        _memory_row("14", f"  peak memory, fetch {label}", peaks(fetch), 0.5, "largest process"),
+        _memory_row("14", f"  peak memory, fetch {label}", _peaks(fetch), 0.5, "largest process"),
     ]
 
 
@@ -570,24 +574,18 @@ def case_15(ctx: Context) -> list[Row]:
         for env in (ours_env, fetch_env):
             shutil.rmtree(env["RADOPS_HOME"], ignore_errors=True)
 
-    def times(pairs: list[tuple[Trial, Trial]]) -> list[tuple[float, float]]:
-        return [(a.seconds, b.seconds) for a, b in pairs]
-
-    def peaks(pairs: list[tuple[Trial, Trial]]) -> list[tuple[int, int]]:
-        return [(a.peak, b.peak) for a, b in pairs]
-
     return [
         _time_row(
             "15",
             f"publish {label} (datalake add DIR --prefix)",
-            times(publish),
+            _times(publish),
             0.5,
             "vs dvc add DIR + dvc push",
         ),
         _time_row(
             "15",
             f"fetch {label}, fresh machine",
-            times(fetch),
+            _times(fetch),
             0.5,
             f"radops: datalake download data/; vs dvc pull in a fresh clone; "
             f"{count:,} files checked each side",
@@ -606,8 +604,8 @@ def case_15(ctx: Context) -> list[Row]:
             None,
             f"a Python process, {threads} threads, nothing else; vs DVC's fetch",
         ),
-        _memory_row("15", f"  peak memory, publish {label}", peaks(publish), None, ""),
-        _memory_row("15", f"  peak memory, fetch {label}", peaks(fetch), None, ""),
+        _memory_row("15", f"  peak memory, publish {label}", _peaks(publish), None, ""),
+        _memory_row("15", f"  peak memory, fetch {label}", _peaks(fetch), None, ""),
     ]
 
 
@@ -783,28 +781,22 @@ def case_17(ctx: Context) -> list[Row]:
     if len(made) != trials + 1:
         raise RuntimeError(f"case 17: radops made {len(made)} outputs in {trials + 1} runs")
 
-    def times(pairs: list[tuple[Trial, Trial]]) -> list[tuple[float, float]]:
-        return [(a.seconds, b.seconds) for a, b in pairs]
-
-    def peaks(pairs: list[tuple[Trial, Trial]]) -> list[tuple[int, int]]:
-        return [(a.peak, b.peak) for a, b in pairs]
-
     return [
         _time_row(
             "17",
             "a step as a process, first run",
-            times(first),
+            _times(first),
             None,
             "python script calling the file_creator step vs dvc repro of a changed param",
         ),
         _time_row(
             "17",
             "a step as a process, skipped",
-            times(skipped),
+            _times(skipped),
             None,
             "the same again vs dvc repro with nothing changed",
         ),
-        _memory_row("17", "  peak memory, first run", peaks(first), None, "largest process"),
+        _memory_row("17", "  peak memory, first run", _peaks(first), None, "largest process"),
     ]
 
 

@@ -109,6 +109,43 @@ def test_add_files_makes_every_file_one_recorded_creation(
     assert {meta.metadata[RUN_KEY] for meta in metas} == runs
 
 
+@pytest.mark.parametrize("remote", ["directory"], indirect=True)
+def test_a_directory_too_large_for_one_record_is_split_into_runs_each_under_the_limit(
+    make_lake: MakeLake, tmp_path: Path
+) -> None:
+    """Files with uids near the 1,024-byte limit fill a record fast: the add is split into
+    several runs, each record under the 4 MiB limit that readers enforce, and every file is
+    recorded by one of them (the record size, not the store, decides: one remote suffices)."""
+    from radops.lineage.validate import RECORD_MAX_BYTES
+
+    folder = "/".join(f"{n}" * 240 for n in range(1, 5))  # 4 segments of 240 bytes
+    root = tmp_path / "tree"
+    root.mkdir()
+    files = []
+    for i in range(1600):
+        source = root / f"f{i:04d}"
+        source.write_bytes(b"%d" % i)
+        files.append((source, f"{folder}/f{i:04d}"))
+    lake = make_lake("adder")
+    lake.add_files(files)
+    reader = make_lake("reader")
+    runs: Counter[str] = Counter()
+    for _, uid in files:
+        event = reader.lineage.creation_of(uid)
+        assert event is not None, uid
+        runs[event["run"]["runId"]] += 1
+    assert len(runs) >= 2, "one record would have passed the limit"
+    assert sum(runs.values()) == len(files)
+    sizes = [
+        len(raw)
+        for name in reader.lineage.records.names()
+        if (raw := reader.store.get_record(name)) is not None
+    ]
+    assert len(sizes) >= len(runs)
+    assert max(sizes) < RECORD_MAX_BYTES
+    assert reader.file(files[-1][1]).local_path().read_bytes() == b"1599"
+
+
 def test_add_files_refuses_all_if_any_uid_is_taken(
     lake: DataLake, tree: tuple[Path, dict[str, bytes]]
 ) -> None:

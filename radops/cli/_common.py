@@ -211,6 +211,21 @@ def progress_bar(phase: str, subject: str, total: int | None) -> Iterator[Progre
     It reads ``PHASE SUBJECT`` (``uploading raw/data.csv``); the library names the next
     phases as the work moves on (``hashing``, then ``uploading``), each counted from zero.
     """
+    from radops.escape import escape
+
+    subject = escape(subject)  # it may name a uid: never markup, never raw
+    with _rich_bar() as bar:
+        if bar is None:
+            yield None
+            return
+        task = bar.add_task(f"{phase} {subject}", total=total)
+        yield _Bar(bar, task, subject)
+
+
+@contextlib.contextmanager
+def _rich_bar() -> Iterator[RichProgress | None]:
+    """A transient rich progress display on stderr (description, bar, bytes, speed, time
+    left), or None when stderr is not a terminal."""
     console = err()
     if not console.is_terminal:
         yield None
@@ -224,9 +239,6 @@ def progress_bar(phase: str, subject: str, total: int | None) -> Iterator[Progre
     )
     from rich.progress import Progress as RichProgress
 
-    from radops.escape import escape
-
-    subject = escape(subject)  # it may name a uid: never markup, never raw
     columns = (
         TextColumn("{task.description}", markup=False),
         BarColumn(),
@@ -235,8 +247,7 @@ def progress_bar(phase: str, subject: str, total: int | None) -> Iterator[Progre
         TimeRemainingColumn(),
     )
     with RichProgress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task(f"{phase} {subject}", total=total)
-        yield _Bar(bar, task, subject)
+        yield bar
 
 
 class _FilesBar:
@@ -276,25 +287,5 @@ class _FilesBar:
 def files_bar() -> Iterator[_FilesBar | None]:
     """One rich progress bar on stderr for many files (files done, bytes, speed); nothing when
     stderr is not a terminal. The library names each phase as it begins."""
-    console = err()
-    if not console.is_terminal:
-        yield None
-        return
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-    from rich.progress import Progress as RichProgress
-
-    columns = (
-        TextColumn("{task.description}", markup=False),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-    )
-    with RichProgress(*columns, console=console, transient=True) as bar:
-        yield _FilesBar(bar, bar.add_task("", total=None))
+    with _rich_bar() as bar:
+        yield None if bar is None else _FilesBar(bar, bar.add_task("", total=None))
