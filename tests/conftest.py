@@ -145,9 +145,7 @@ def make_lake(tmp_path: Path, remote: str, endpoint: str | None) -> Iterator[Mak
             env={},
             home=home,
             remote=remote,
-            s3_endpoint_url=endpoint,
-            email=TEST_EMAIL,
-            **overrides,
+            **{"s3_endpoint_url": endpoint, "email": TEST_EMAIL, **overrides},  # type: ignore[arg-type]
         )
         lake = DataLake(settings)
         made.append(lake)

@@ -40,6 +40,7 @@ from radops.errors import (
 from radops.integrity import HashingSink, InOrderHasher
 from radops.lineage.naming import dataset_name
 from radops.stores.base import SHA256_KEY, ObjectMeta, Progress
+from radops.stores.s3_native import AlreadyExists, BodyError, NativeBody, NativeS3, Unsettled
 from radops.uids import RESERVED_PREFIX, uid_problem, validate_uid
 
 if TYPE_CHECKING:
@@ -78,6 +79,9 @@ _CLAIM_MAX_BYTES = 64 * 1024
 MAX_ATTEMPTS = 14
 GIVE_UP_AFTER = 60.0
 CONNECT_TIMEOUT = 10
+READ_TIMEOUT = 60
+# Uploads of bodies up to this size do not wait for a 100-continue.
+SMALL_BODY_BYTES = 1024 * 1024
 _BACKOFF_BASE, _THROTTLED_BACKOFF_BASE, _MAX_BACKOFF = 0.05, 1.0, 20.0
 _THROTTLED = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded"})
 # The error codes of a store that is down, restarting or overloaded (retried, then reported).
@@ -100,6 +104,21 @@ _UNAVAILABLE = frozenset(
 
 def _require_none_match(params: dict[str, Any], **_: Any) -> None:
     params["IfNoneMatch"] = "*"
+
+
+def _no_continue_for_small_bodies(params: dict[str, Any], **_: Any) -> None:
+    """botocore asks for ``Expect: 100-continue`` on every upload, small or not, then waits
+    for the server's go-ahead and reads it a byte per system call: for a body of a few KB
+    that round trip costs more than the bytes. Kept for larger bodies, where it spares
+    sending them to a server that refuses (the header is not signed, so dropping it is safe).
+    """
+    from botocore.utils import determine_content_length
+
+    headers = params.get("headers", {})
+    if "Expect" in headers:
+        size = determine_content_length(params.get("body"))
+        if size is not None and size <= SMALL_BODY_BYTES:
+            del headers["Expect"]
 
 
 class _RetryWatch:
@@ -222,6 +241,7 @@ class S3Store:
         transfer: TransferSettings | None = None,
         stale_after: float = 600.0,
         give_up_after: float = GIVE_UP_AFTER,
+        native: bool = True,
     ) -> None:
         if not url.startswith("s3://"):
             raise ValueError(f"not an s3:// url: {url!r}")
@@ -233,6 +253,10 @@ class S3Store:
         self.give_up_after = give_up_after
         self._client = client
         self._manager: Any = None
+        # The fast path for small objects (see radops.stores.s3_native): built with the client
+        # this store builds itself, never for one given to it.
+        self._native: NativeS3 | None = None
+        self._native_wanted = native and client is None
         self._bucket_checked = False
         # The client and the transfer manager are built on first use, which may be in several
         # threads at once (bulk transfers): built once, hooked once. A boto3 client is
@@ -269,18 +293,28 @@ class S3Store:
             config = Config(
                 retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
                 connect_timeout=CONNECT_TIMEOUT,
-                read_timeout=60,
+                read_timeout=READ_TIMEOUT,
                 max_pool_connections=max(10, self.transfer.max_concurrency + 2),
                 # S3-compatible servers on a custom endpoint rarely have wildcard DNS.
                 s3={"addressing_style": "path"} if self.endpoint_url else {},
             )
-            self._client = boto3.session.Session().client(
-                "s3", endpoint_url=self.endpoint_url, config=config
-            )
+            session = boto3.session.Session()
+            self._client = session.client("s3", endpoint_url=self.endpoint_url, config=config)
+            if self._native_wanted:
+                self._native = NativeS3.build(
+                    self.bucket,
+                    endpoint_url=self.endpoint_url,
+                    region=self._client.meta.region_name,
+                    credentials=session.get_credentials(),
+                    connect_timeout=CONNECT_TIMEOUT,
+                    read_timeout=READ_TIMEOUT,
+                )
         if not getattr(self._client, "_radops_hooked", False):
             events = self._client.meta.events
             for operation in ("PutObject", "CompleteMultipartUpload"):
                 events.register(f"before-parameter-build.s3.{operation}", _require_none_match)
+            # Last: after botocore's own handler added the header.
+            events.register_last("before-call.s3", _no_continue_for_small_bodies)
             # First, so that its False can stop a retry before botocore's handler sleeps.
             watch: Any = _RetryWatch(self._where(), self.give_up_after)  # returns False or None
             events.register_first("needs-retry.s3", watch)
@@ -405,6 +439,19 @@ class S3Store:
         object_metadata[SHA256_KEY] = sha256
         size = src.stat().st_size
         try:
+            if size < self.transfer.multipart_threshold and self.native is not None:
+                try:
+                    etag = self.native.put_new(s3_key, src, object_metadata)
+                except AlreadyExists:
+                    return self._existing(key, sha256, metadata, None)
+                except Unsettled as exc:  # boto3 does it again, its own way
+                    _redo("upload", key, exc)
+                else:
+                    if progress:
+                        progress(size)
+                    return ObjectMeta(
+                        key=key, size=size, sha256=sha256, etag=etag, metadata=dict(metadata or {})
+                    )
             if size < self.transfer.multipart_threshold:
                 with src.open("rb") as body:
                     response = self.client.put_object(
@@ -430,12 +477,7 @@ class S3Store:
         except (ClientError, S3UploadFailedError) as exc:
             cause = exc if isinstance(exc, ClientError) else exc.__context__
             if _error_code(cause) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-                existing = self._own_object(key, sha256, metadata or {})
-                if existing is not None:
-                    return existing
-                raise FileExistsInLakeError(
-                    f"{key!r} already exists in the data lake {self.url}"
-                ) from exc
+                return self._existing(key, sha256, metadata, exc)
             reason = cause if isinstance(cause, Exception) else exc
             raise self._fail("upload", repr(key), reason) from exc
         except BotoCoreError as exc:
@@ -443,6 +485,32 @@ class S3Store:
         return ObjectMeta(
             key=key, size=size, sha256=sha256, etag=etag, metadata=dict(metadata or {})
         )
+
+    def _existing(
+        self,
+        key: str,
+        sha256: str,
+        metadata: Mapping[str, str] | None,
+        refusal: BaseException | None,
+    ) -> ObjectMeta:
+        """After a conditional create was refused: the object, if this very upload made it.
+
+        Raises:
+            FileExistsInLakeError: another upload made it.
+        """
+        existing = self._own_object(key, sha256, metadata or {})
+        if existing is not None:
+            return existing
+        raise FileExistsInLakeError(f"{key!r} already exists in the data lake {self.url}") from (
+            refusal
+        )
+
+    @property
+    def native(self) -> NativeS3 | None:
+        """The fast path for small objects, or None (not wanted, or not available here)."""
+        if self._native_wanted:
+            self.client  # noqa: B018 - built with the client
+        return self._native
 
     def _own_object(self, key: str, sha256: str, metadata: Mapping[str, str]) -> ObjectMeta | None:
         """The object at ``key`` if this very upload made it, else None.
@@ -592,7 +660,7 @@ class S3Store:
             if _error_code(exc) in ("404", "NoSuchKey"):
                 raise FileNotInLakeError(f"{key!r} is not in the data lake {self.url}") from exc
             raise self._fail("download", repr(key), exc) from exc
-        except BotoCoreError as exc:
+        except (BotoCoreError, BodyError) as exc:
             raise self._fail("download", repr(key), exc) from exc
         if sink.hexdigest() != meta.sha256 or sink.size != meta.size:
             raise IntegrityError(
@@ -602,9 +670,15 @@ class S3Store:
         return meta
 
     def _get_first_part(self, s3_key: str) -> Any:
-        """The GET of an object's first ``multipart_threshold`` bytes (all of a small one)."""
+        """The GET of an object's first ``multipart_threshold`` bytes (all of a small one);
+        through the fast path, a GET of the whole object, whose body is read only if small."""
         from botocore.exceptions import ClientError
 
+        if self.native is not None:
+            try:
+                return self.native.get(s3_key)
+            except Unsettled as exc:  # missing, unreachable...: boto3 does it again and says
+                _redo("read", s3_key, exc)
         first = f"bytes=0-{self.transfer.multipart_threshold - 1}"
         try:
             return self.client.get_object(Bucket=self.bucket, Key=s3_key, Range=first)
@@ -763,9 +837,17 @@ def _error_code(exc: BaseException | None) -> str:
     return ""
 
 
+def _redo(action: str, key: str, exc: Unsettled) -> None:
+    # Only the kind of error (Unsettled's text): the error's own text may carry the endpoint.
+    log.debug("the fast %s of %r failed (%s); boto3 does it", action, key, exc)
+
+
 def _drain(body: Any) -> None:
     """Read the rest of an answer's body (at most its first part) and close it: an unread
     body costs its connection, and opening another took longer than reading a part."""
+    if isinstance(body, NativeBody):  # the whole object: cut off, never read
+        body.close()
+        return
     try:
         for _ in body.iter_chunks(1024 * 1024):
             pass

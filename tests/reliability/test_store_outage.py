@@ -31,7 +31,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import attrs
 import pytest
@@ -44,6 +43,7 @@ from radops.stores.s3 import S3Store
 from tests.capabilities import need
 from tests.conftest import TEST_EMAIL
 from tests.reliability.outage_pipeline import content, make_item, output_uid
+from tests.s3_proxy import S3Proxy
 from tests.seaweed import SeaweedServer, free_ports, start_seaweed
 
 REPO = Path(__file__).resolve().parents[2]
@@ -489,38 +489,22 @@ def test_a_store_answering_503_is_one_clear_error() -> None:
 # -- a write that lands while its answer is lost (the server dies after storing it) -----------
 
 
-def _lose_first_answer(lake: DataLake, key_part: str) -> list[str]:
-    """Make the first PutObject whose key contains ``key_part`` reach the server, then fail.
-
-    The request is sent on a side connection, so the server stores the object; the client then
-    sees the connection drop, as when the server is killed before it answers, and retries.
-    """
-    import urllib3
-    from botocore.exceptions import ConnectionClosedError
-
-    lost: list[str] = []
-    http = urllib3.PoolManager()
-
-    def hook(request: Any, **_: Any) -> None:
-        if lost or key_part not in request.url:
-            return
-        body = request.body
-        data = body.read() if hasattr(body, "read") else body
-        if hasattr(body, "seek"):
-            body.seek(0)
-        answer = http.request(request.method, request.url, body=data, headers=dict(request.headers))
-        lost.append(f"{request.url} {answer.status}")
-        raise ConnectionClosedError(endpoint_url=request.url)
-
-    lake.store.client.meta.events.register("before-send.s3.PutObject", hook)  # type: ignore[attr-defined]
-    return lost
+@pytest.fixture
+def s3_proxy(request: pytest.FixtureRequest) -> Iterator[S3Proxy]:
+    """A proxy in front of SeaweedFS that can lose an answer, whichever client sent the
+    request (boto3, or the fast path for small objects)."""
+    server: SeaweedServer = request.getfixturevalue("seaweed")
+    proxy = S3Proxy(server.endpoint)
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
 
 
 @pytest.fixture
-def s3_lake(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[DataLake]:
-    server: SeaweedServer = request.getfixturevalue("seaweed")
+def s3_lake(tmp_path: Path, s3_proxy: S3Proxy) -> Iterator[DataLake]:
     remote = f"s3://lake/lost-answer-{tmp_path.name[-40:]}"
-    lake = DataLake(_settings(tmp_path / "home", remote, server.endpoint))
+    lake = DataLake(_settings(tmp_path / "home", remote, s3_proxy.endpoint))
     set_default_lake(lake)
     try:
         yield lake
@@ -531,13 +515,14 @@ def s3_lake(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[DataLake
 
 @pytest.mark.parametrize("lost", ["output", "record"])
 def test_a_write_whose_answer_was_lost_is_not_a_conflict(
-    s3_lake: DataLake, tmp_path: Path, lost: str
+    s3_lake: DataLake, s3_proxy: S3Proxy, tmp_path: Path, lost: str
 ) -> None:
     """The retry of a conditional PUT that had landed gets 412: that is our own write."""
     uid = output_uid(7)
-    seen = _lose_first_answer(s3_lake, "outage/item-007" if lost == "output" else "/.radops/")
+    # The request reaches the store, which stores it; its answer never comes back.
+    s3_proxy.lose_answer("outage/item-007" if lost == "output" else "/.radops/")
     make_item(7, output_uid=uid)
-    assert seen, "the hook did not fire"
+    assert s3_proxy.lost, "no answer was lost"
     meta = s3_lake.head(uid)
     assert meta is not None
     auditor = _audit(s3_lake.settings.remote, s3_lake.settings.s3_endpoint_url, tmp_path / "a")
