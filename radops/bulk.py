@@ -446,6 +446,14 @@ def fetch(
     else:
         sizes = {validate_uid(uid): None for uid in uids_or_prefix}
     lake.store  # noqa: B018 - built here, once, before any thread asks for it
+    with lake.local.batched():
+        return _fetch(lake, sizes, progress)
+
+
+def _fetch(lake: DataLake, sizes: dict[str, int | None], progress: Progress | None) -> Fetched:
+    """:func:`fetch` of ``sizes``' uids (their sizes if listed), in a batch of local storage."""
+    from radops.escape import escape
+
     wanted = list(sizes)
     local = run_all(lake.settings.transfer_threads, wanted, lambda uid: _trusted(lake, uid))
     paths = {uid: path for uid, path in zip(wanted, local, strict=True) if path is not None}
@@ -470,8 +478,7 @@ def fetch(
         _file_done(progress)
         return path
 
-    with lake.local.batched():
-        fetched = run_all(lake.settings.transfer_threads, missing, download)
+    fetched = run_all(lake.settings.transfer_threads, missing, download)
     if failed:
         first, *others = [uid for uid in missing if uid in failed]
         for uid in others:

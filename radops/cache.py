@@ -177,6 +177,7 @@ class LocalStorage:
         # Records of placed files not yet written, while a bulk transfer batches them.
         self._batching = 0
         self._pending: dict[str, tuple[str, str, int, int, int, str | None]] = {}
+        self._safe_folders: set[str] = set()  # resolved inside the root during the batch
         self._reading: Counter[str] = Counter()
         self._real_root: str | None = None
         self._root_dev: int | None = None  # st_dev of the resolved root
@@ -190,7 +191,18 @@ class LocalStorage:
             # read. If the root were later swapped for a symlink elsewhere, its paths would
             # then be refused (they leave the resolved root), never followed.
             self._real_root = os.path.realpath(self.root)
-        return safe_path(self.root, uid, self._real_root)
+        folder = uid.rpartition("/")[0]
+        if self._batching and folder in self._safe_folders:
+            # A bulk transfer's files share a few folders, each resolved inside the root once
+            # in this batch: only the file itself is left to check (one lstat, not one per
+            # segment); a symlink there gets the full check.
+            path = self.root / validate_uid(uid)
+            if not os.path.islink(path):
+                return path
+        path = safe_path(self.root, uid, self._real_root)
+        if self._batching:
+            self._safe_folders.add(folder)
+        return path
 
     def open_trusted(self, uid: str) -> tuple[int, str] | None:
         """An open file descriptor and the path of ``uid``, if the cached file is exactly the
@@ -370,6 +382,7 @@ class LocalStorage:
             with self._lock:
                 self._batching -= 1
                 if not self._batching:
+                    self._safe_folders.clear()
                     with self._sql("record placed files"):
                         self._write_pending()
 

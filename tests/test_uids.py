@@ -145,6 +145,32 @@ def test_reading_through_a_symlink_in_local_storage_is_refused(tmp_path: Path) -
         lake.local.close()
 
 
+def test_during_a_bulk_transfer_a_symlink_is_refused_as_before(tmp_path: Path) -> None:
+    """In a batch, a folder resolved once is not resolved again for each of its files; a
+    file there that is a symlink leading outside is still refused, and a folder never seen
+    in the batch is resolved in full."""
+    lake = DataLake(
+        Settings.load(env={}, home=tmp_path / "home", remote=str(tmp_path / "remote"), email="e@x")
+    )
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "data.txt").write_text("outside")
+    storage = lake.settings.storage_dir
+    (storage / "bulk").mkdir(parents=True)
+    (storage / "elsewhere").symlink_to(outside, target_is_directory=True)
+    try:
+        with lake.local.batched():
+            assert lake.local.path("bulk/a.bin") == storage / "bulk" / "a.bin"
+            (storage / "bulk" / "b.bin").symlink_to(outside / "data.txt")
+            assert lake.local.path("bulk/c.bin") == storage / "bulk" / "c.bin"
+            with pytest.raises(LocalStorageError, match="leads outside"):
+                lake.local.path("bulk/b.bin")
+            with pytest.raises(LocalStorageError, match="leads outside"):
+                lake.local.path("elsewhere/data.txt")
+    finally:
+        lake.local.close()
+
+
 # -- properties over arbitrary text --------------------------------------------------------
 
 # Text biased towards the characters that make uids dangerous: separators, dots, reserved names.
