@@ -803,7 +803,8 @@ class DataLake:
     ) -> ObjectMeta:
         """Download ``url`` (http or https) and add it as ``uid`` (``delete_stale``: see
         :meth:`create`)."""
-        from radops.urls import fetch_url, public_url, redact_url
+        from radops.redact import redact_url
+        from radops.urls import fetch_url, public_url
 
         validate_uid(uid)
         self.ensure_absent(uid)

@@ -177,7 +177,7 @@ def add(
     if is_url(source):
         if copy or move:
             abort("--copy and --move do not apply to a URL", code=2)
-        from radops.urls import redact_url
+        from radops.redact import redact_url
 
         target = join_prefix(prefix, uid or url_name(source))
         with progress_bar("downloading", redact_url(source), None) as progress:
