@@ -432,9 +432,9 @@ def _record_graph(lake: DataLake, width: int, layers: int, *, calls: bool = Fals
     """
     import hashlib
 
-    from radops.lake import RUN_KEY
     from radops.lineage.events import Creation, uuid7
     from radops.lineage.naming import call_job
+    from radops.objects import RUN_KEY
 
     byte = lake.settings.tmp_dir / "one-byte"
     byte.parent.mkdir(parents=True, exist_ok=True)

@@ -18,11 +18,7 @@ from radops.errors import (
     UidReuseError,
 )
 from radops.lineage.parents import parent_run
-
-try:
-    from radops._version import __version__
-except ImportError:  # pragma: no cover - a source tree that was never installed
-    __version__ = "0+unknown"
+from radops.version import __version__
 
 __all__ = [
     "ConfigError",

@@ -28,8 +28,9 @@ from radops.errors import (
     RadopsError,
     UidConflictError,
 )
-from radops.lake import DIGEST_KEY, RUN_KEY, CreationState
 from radops.lineage.naming import call_job, module_name
+from radops.objects import DIGEST_KEY, RUN_KEY, SOURCE_KEY, CreationState
+from radops.version import __version__
 
 if TYPE_CHECKING:
     from radops.file import File
@@ -448,7 +449,7 @@ class _Step:
             job_namespace=lake.settings.namespace,
             job_name=self.job_name,
             email=lake.originator,
-            radops_version=_version(),
+            radops_version=__version__,
             source=self.source,
             parameters=parameters,
             inputs=[lake.dataset_ref(f.uid, sha256=now.get(f.uid)) for f in _unique(inputs)],
@@ -584,8 +585,6 @@ class _Step:
                 outputs,
             )
 
-
-SOURCE_KEY = "radops-source-sha256"
 
 # The calls under way in this process, by (lake, call digest, declared outputs): a lock each,
 # and how many threads hold or wait for it (the entry goes when none does).
@@ -744,9 +743,3 @@ def _default_lake() -> DataLake:
     from radops.lake import default_lake
 
     return default_lake()
-
-
-def _version() -> str:
-    from radops import __version__
-
-    return __version__

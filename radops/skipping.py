@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from radops.lake import DIGEST_KEY, RUN_KEY, CreationState
 from radops.lineage.events import radops_facet
 from radops.lineage.validate import returned_files
+from radops.objects import DIGEST_KEY, RUN_KEY, CreationState
 
 if TYPE_CHECKING:
     from radops.lake import DataLake

@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 
 from radops.cli.app import app
 from radops.errors import FileExistsInLakeError, FileNotInLakeError
-from radops.lake import RUN_KEY, CreationState, DataLake
+from radops.lake import DataLake
+from radops.objects import RUN_KEY, CreationState
 from radops.repair import repair
 from tests.conftest import MakeLake
 from tests.test_cli import error_line, machine, run, storage

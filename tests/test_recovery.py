@@ -21,8 +21,9 @@ from typer.testing import CliRunner, Result
 
 from radops import writers
 from radops.errors import FileExistsInLakeError
-from radops.lake import RUN_KEY, CreationState, DataLake
+from radops.lake import DataLake
 from radops.lineage.events import uuid7
+from radops.objects import RUN_KEY, CreationState
 from radops.repair import repair
 from tests.conftest import MakeLake, process_env
 

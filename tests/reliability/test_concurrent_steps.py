@@ -21,8 +21,9 @@ import attrs
 import pytest
 
 from radops.cache import LocalStorage
-from radops.lake import RUN_KEY, DataLake
+from radops.lake import DataLake
 from radops.lineage.events import function_of
+from radops.objects import RUN_KEY
 from radops.settings import Settings
 from tests.conftest import TEST_EMAIL, process_env
 from tests.reliability.tally import Tally, Trial

@@ -28,7 +28,8 @@ import attrs
 import pytest
 
 from radops.errors import IntegrityError, RadopsError
-from radops.lake import CreationState, DataLake
+from radops.lake import DataLake
+from radops.objects import CreationState
 from radops.repair import repair
 from radops.settings import Settings
 from tests.conftest import TEST_EMAIL, process_env

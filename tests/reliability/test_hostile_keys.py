@@ -48,8 +48,9 @@ from radops.cli.app import app
 from radops.data_lake import File
 from radops.errors import FileExistsInLakeError, FileNotInLakeError, InvalidUidError
 from radops.escape import shown
-from radops.lake import RUN_KEY, CreationState, DataLake
+from radops.lake import DataLake
 from radops.lineage.events import Creation, DatasetRef, uuid7
+from radops.objects import RUN_KEY, CreationState
 from radops.repair import repair
 from radops.uids import uid_problem
 from tests.capabilities import need
