@@ -13,9 +13,11 @@ from radops.errors import (
     InvalidRecordError,
     InvalidUidError,
     LocalStorageError,
+    OutputsError,
     RadopsError,
     StoreError,
     UidReuseError,
+    UntrackedOutputError,
 )
 from radops.lineage.parents import parent_run
 from radops.version import __version__
@@ -29,9 +31,11 @@ __all__ = [
     "InvalidRecordError",
     "InvalidUidError",
     "LocalStorageError",
+    "OutputsError",
     "RadopsError",
     "StoreError",
     "UidReuseError",
+    "UntrackedOutputError",
     "__version__",
     "parent_run",
 ]

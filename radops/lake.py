@@ -41,7 +41,6 @@ from radops.uids import uid_problem, validate_uid
 from radops.version import __version__
 
 if TYPE_CHECKING:
-    from radops.file import File
     from radops.lineage.events import Creation, DatasetRef
     from radops.lineage.recorder import LineageRecorder
     from radops.lineage.schemas import Column
@@ -274,12 +273,6 @@ class DataLake:
             job_type=JOB_TYPES[job],
             **fields,
         )
-
-    def file(self, uid: str) -> File:
-        """A :class:`~radops.file.File` handle on this lake."""
-        from radops.file import File
-
-        return File(uid, lake=self)
 
     # -- existence -------------------------------------------------------------------------
 
@@ -868,7 +861,7 @@ class DataLake:
         A file counts if a run that read an earlier ``uid`` recorded other bytes for it (or
         none), and made the file, which the lake still holds as that run's.
         """
-        from radops.skipping import recorded_sha256
+        from radops.lineage.events import recorded_sha256
 
         lineage = self.lineage
         lineage.runs_using(uid)  # synced once per process
@@ -876,7 +869,7 @@ class DataLake:
             lineage.sync()  # the uid has a past: be current about it
         stale: list[str] = []
         for event in lineage.index.runs_using(uid):
-            if recorded_sha256(self, event, uid) == sha256:
+            if recorded_sha256(event, uid, self.store.dataset(uid)) == sha256:
                 continue  # made from these very bytes: they stay valid
             run_id = event["run"]["runId"]
             for output in radops_outputs(event):

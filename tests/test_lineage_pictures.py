@@ -73,7 +73,7 @@ def step3(f: File, output_uid: str, note: str = "") -> File:
 
 def _pipeline(lake: DataLake, last: str = "c.txt", note: str = "") -> None:
     """raw.txt (written directly) -> a.txt -> b.txt -> ``last``."""
-    with lake.file("raw.txt").open("w") as handle:
+    with File("raw.txt", lake=lake).open("w") as handle:
         handle.write("raw")
     step1(File("raw.txt", lake=lake), output_uid="a.txt")
     step2(File("a.txt", lake=lake), output_uid="b.txt", factor=3)

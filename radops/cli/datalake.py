@@ -243,8 +243,9 @@ def info(
     One line per field, the key then its value: uid, size, sha256, created, where the file
     is, its metadata (originator, radops-version...) and how it was made.
     """
-    data_lake = lake(ctx)
-    file = data_lake.file(uid)
+    from radops.file import File
+
+    file = File(uid, lake=lake(ctx))
     details = file.info
     event = details.creation
     summary = None
