@@ -33,12 +33,13 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from radops.cli.app import app
-from radops.cli.pictures import dot, html_page, mermaid, safe_link
 from radops.cli.render import summarize
 from radops.data_lake import File, file_creator
 from radops.lake import DataLake
 from radops.lineage.events import radops_facet
-from radops.lineage.graph import FileNode, LineageGraph, RunNode, build_graph, file_key
+from radops.lineage.graph import LineageGraph, build_graph, file_key
+from radops.lineage.nodes import FileNode, RunNode
+from radops.lineage.pictures import dot, html_page, mermaid, safe_link
 from tests.conftest import TEST_EMAIL
 
 MODULE = __name__

@@ -510,8 +510,8 @@ def lineage(
             abort(f"{uid!r} is not in the data lake {data_lake.store.url}")
         abort(f"{uid!r} has no creation record in {data_lake.store.url}")
     if fmt is not Picture.text:
-        from radops.cli.pictures import render
         from radops.lineage.graph import build_graph
+        from radops.lineage.pictures import render
 
         graph = build_graph(
             uid,
