@@ -80,7 +80,7 @@ def case_1(ctx: Context) -> list[Row]:
     prefix = ctx.unique("c1-raw")
 
     def ours() -> None:
-        with lake.file(ctx.unique("f")).open("wb") as handle:
+        with File(ctx.unique("f"), lake=lake).open("wb") as handle:
             handle.write(KB)
 
     def theirs() -> None:
@@ -179,10 +179,10 @@ def case_3(ctx: Context) -> list[Row]:
 
 def case_4(ctx: Context) -> list[Row]:
     lake = ctx.lake("c4", s3=True)
-    with lake.file("cached.bin").open("wb") as handle:
+    with File("cached.bin", lake=lake).open("wb") as handle:
         handle.write(KB)
     path = lake.local_path("cached.bin")
-    handle_file = lake.file("cached.bin")
+    handle_file = File("cached.bin", lake=lake)
 
     def ours() -> None:
         with handle_file.open("rb") as handle:
@@ -432,9 +432,9 @@ def _record_graph(lake: DataLake, width: int, layers: int, *, calls: bool = Fals
     """
     import hashlib
 
-    from radops.lake import RUN_KEY
     from radops.lineage.events import Creation, uuid7
     from radops.lineage.naming import call_job
+    from radops.objects import RUN_KEY
 
     byte = lake.settings.tmp_dir / "one-byte"
     byte.parent.mkdir(parents=True, exist_ok=True)
@@ -607,7 +607,7 @@ def case_9(ctx: Context) -> list[Row]:
 
             def create(lake: DataLake) -> Callable[[], None]:
                 def run() -> None:
-                    with lake.file(ctx.unique("f")).open("wb") as handle:
+                    with File(ctx.unique("f"), lake=lake).open("wb") as handle:
                         handle.write(KB)
 
                 return run
@@ -790,7 +790,7 @@ def case_10(ctx: Context) -> list[Row]:
 
     sizes = [250, 500, 1_000] if ctx.quick else [25_000, 50_000, 100_000]
     lake = ctx.lake("c10-sync", s3=False)
-    with lake.file("scale/template.txt").open("wb") as handle:
+    with File("scale/template.txt", lake=lake).open("wb") as handle:
         handle.write(KB)
     template = lake.lineage.creation_of("scale/template.txt")
     if template is None:

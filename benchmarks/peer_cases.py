@@ -637,7 +637,7 @@ def case_16(ctx: Context) -> list[Row]:
     set_default_lake(lake)
     rows = []
     try:
-        with lake.file("in.txt").open("w") as handle:
+        with File("in.txt", lake=lake).open("w") as handle:
             handle.write("x" * 1024)
         plain = ctx.root / "c16-in.txt"
         plain.write_text("x" * 1024)
@@ -750,7 +750,7 @@ def case_17(ctx: Context) -> list[Row]:
     lake = ctx.lake_of(
         Settings.load(env={}, home=Path(renv["RADOPS_HOME"]), remote=remote, email=EMAIL)
     )
-    with lake.file("in.txt").open("w") as handle:
+    with File("in.txt", lake=lake).open("w") as handle:
         handle.write("x" * 1024)
     script = ctx.root / "c17-step.py"
     script.write_text(textwrap.dedent(_RADOPS_SCRIPT))

@@ -13,16 +13,14 @@ from radops.errors import (
     InvalidRecordError,
     InvalidUidError,
     LocalStorageError,
+    OutputsError,
     RadopsError,
     StoreError,
     UidReuseError,
+    UntrackedOutputError,
 )
 from radops.lineage.parents import parent_run
-
-try:
-    from radops._version import __version__
-except ImportError:  # pragma: no cover - a source tree that was never installed
-    __version__ = "0+unknown"
+from radops.version import __version__
 
 __all__ = [
     "ConfigError",
@@ -33,9 +31,11 @@ __all__ = [
     "InvalidRecordError",
     "InvalidUidError",
     "LocalStorageError",
+    "OutputsError",
     "RadopsError",
     "StoreError",
     "UidReuseError",
+    "UntrackedOutputError",
     "__version__",
     "parent_run",
 ]

@@ -214,11 +214,11 @@ def _check_source(source: Path) -> None:
 
 def _copy_and_hash(lake: DataLake, each: _Staged, move: bool, progress: Progress | None) -> None:
     from radops.integrity import copy_and_hash, sha256_file
-    from radops.lake import _can_link
     from radops.lineage.schemas import table_schema
+    from radops.sources import can_link
 
     with lake.local.writing(f"copy {str(each.source)!r} for {each.uid!r}"):
-        if move and _can_link(each.source, each.tmp.parent):
+        if move and can_link(each.source, each.tmp.parent):
             os.link(each.source, each.tmp)  # no copy: the bytes are hashed once, in place
             each.sha256, each.size = sha256_file(each.tmp, progress)
         else:
@@ -234,7 +234,7 @@ def _clear_the_way(lake: DataLake, uids: list[str], threads: int) -> None:
     Abandonment is judged once per run, not once per object: a killed add leaves thousands of
     objects of one run.
     """
-    from radops.lake import RUN_KEY, CreationState
+    from radops.objects import RUN_KEY, CreationState
 
     present = _in_the_lake(lake, uids, threads)
     heads = [meta for meta in run_all(threads, present, lake.head) if meta is not None]
@@ -336,7 +336,7 @@ def _upload(
     Nothing is part of the lake before its run's COMPLETE record; on an error, what this call
     uploaded is removed (and runs already recorded are deleted, their deletion recorded).
     """
-    from radops.lake import RUN_KEY
+    from radops.objects import RUN_KEY
 
     run_of = {each.uid: batch.creation.run_id for batch in batches for each in batch.files}
     files = [each for batch in batches for each in batch.files]

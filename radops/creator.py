@@ -15,151 +15,39 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import attrs
 
 from radops import writers
+from radops.call_context import CallContext, Staged, in_call
 from radops.canonical import call_digest, to_json_value
 from radops.errors import (
     CreationPendingError,
     FileExistsInLakeError,
+    OutputsError,
     RadopsError,
     UidConflictError,
 )
-from radops.lake import DIGEST_KEY, RUN_KEY, CreationState
+from radops.file import File
+from radops.lake import default_lake
 from radops.lineage.naming import call_job, module_name
+from radops.objects import DIGEST_KEY, RUN_KEY, SOURCE_KEY, CreationState
+from radops.version import __version__
 
 if TYPE_CHECKING:
-    from radops.file import File
     from radops.lake import DataLake
     from radops.lineage.events import DatasetRef
     from radops.lineage.source import SourceInfo
     from radops.skipping import Evidence
 
-__all__ = [
-    "CallContext",
-    "CallReport",
-    "OutputsError",
-    "active_call",
-    "file_creator",
-    "reporting_calls",
-]
+__all__ = ["CallReport", "file_creator", "reporting_calls"]
 
 log = logging.getLogger("radops")
 
 F = TypeVar("F", bound=Callable[..., Any])
 FILE_MARKER = "radops.File"
 _OUTPUT_ARGS = ("output_uid", "output_uids")
-
-
-class OutputsError(RadopsError):
-    """A ``file_creator`` call's outputs are inconsistent: partly present, not created, made by
-    another call, or made from other bytes of its inputs than the lake holds now (stale)."""
-
-
-class UntrackedOutputError(RadopsError, ValueError):
-    """A file with an undeclared explicit uid was created inside a ``file_creator`` function."""
-
-
-@attrs.define
-class _Staged:
-    uid: str
-    tmp: Path
-    sha256: str
-    size: int
-
-
-@attrs.define
-class CallContext:
-    """The state of one running ``file_creator`` call, seen by ``File`` through a contextvar."""
-
-    lake: DataLake
-    job_name: str
-    digest: str
-    explicit: list[str] | None
-    single: bool = False  # the outputs were declared with output_uid (one File returned)
-    staged: dict[str, _Staged] = attrs.field(factory=dict)
-    read: list[str] = attrs.field(factory=list)
-    ended: bool = False  # the function returned or raised: no more outputs
-    inputs_now: dict[str, str | None] = attrs.field(factory=dict)  # their sha256 at the start
-    _counter: int = 0
-    # Threads the function starts with its context (asyncio.to_thread, copy_context().run)
-    # share this call: each implicit uid is handed out once, each output staged once.
-    _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False)
-
-    def implicit_uid(self, suffix: str = "") -> str:
-        """The next implicit output uid of this call: ``<module.function>/<digest>-<n><suffix>``."""
-        with self._lock:
-            uid = f"{self.job_name}/{self.digest[:32]}-{self._counter}{suffix}"
-            self._counter += 1
-        return uid
-
-    def check_output(self, uid: str) -> None:
-        """Refuse to create ``uid`` unless the call declared it (or it is implicit)."""
-        if uid in self.staged:
-            raise FileExistsInLakeError(f"{uid!r} was already written by this call")
-        implicit_prefix = f"{self.job_name}/{self.digest[:32]}-"
-        if uid.startswith(implicit_prefix):
-            return
-        if self.explicit is None or uid not in self.explicit:
-            declared = ", ".join(repr(u) for u in self.explicit or []) or "none"
-            raise UntrackedOutputError(
-                f"{self.job_name} tried to create {uid!r}, which it did not declare: inside a "
-                f"file_creator function, create File() (implicit uid) or the uids passed as "
-                f"output_uid/output_uids (declared: {declared})"
-            )
-
-    def stage(self, uid: str, tmp: Path, sha256: str, size: int) -> None:
-        """Keep a finished output until the function returns.
-
-        Raises:
-            OutputsError: the function has returned already (the output's handle was closed
-                after it): the call's outputs were settled without this one.
-        """
-        with self._lock:
-            if self.ended:
-                raise OutputsError(
-                    f"{uid!r} was closed after {self.job_name} returned, so it is not one of "
-                    "its outputs and was discarded: close output files inside the function "
-                    "(or write them in a with block)"
-                )
-            if uid in self.staged:
-                raise FileExistsInLakeError(f"{uid!r} was already written by this call")
-            self.staged[uid] = _Staged(uid, tmp, sha256, size)
-
-    def end(self) -> None:
-        """The function returned or raised: no output is staged from now on."""
-        with self._lock:
-            self.ended = True
-
-    def staged_path(self, uid: str) -> Path | None:
-        """The staged bytes of ``uid`` if this call wrote it (so it can read it back)."""
-        staged = self.staged.get(uid)
-        return staged.tmp if staged else None
-
-    def note_read(self, uid: str) -> None:
-        """Remember an input that the function opened without receiving it as an argument."""
-        with self._lock:
-            if uid not in self.read and uid not in self.staged:
-                self.read.append(uid)
-
-    def discard(self) -> None:
-        """Delete every staged output (the function raised)."""
-        for staged in self.staged.values():
-            staged.tmp.unlink(missing_ok=True)
-        self.staged.clear()
-
-
-_active: contextvars.ContextVar[CallContext | None] = contextvars.ContextVar(
-    "radops_call", default=None
-)
-
-
-def active_call() -> CallContext | None:
-    """The ``file_creator`` call running in this context, if any."""
-    return _active.get()
 
 
 @attrs.frozen
@@ -278,8 +166,6 @@ class _Step:
         return self._source
 
     def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        from radops.file import File
-
         bound = self.signature.bind(*args, **kwargs)
         bound.apply_defaults()
         inputs: list[File] = []
@@ -300,7 +186,7 @@ class _Step:
             if not _only_files(value) or len(inputs) == before:
                 parameters[name] = arguments[name]
         explicit = _explicit_outputs(bound.arguments)
-        lake = inputs[0].lake if inputs else _default_lake()
+        lake = inputs[0].lake if inputs else default_lake()
         digest = call_digest(self.module, self.name, arguments, salt=self.version)
 
         single = bound.arguments.get("output_uid") is not None
@@ -448,7 +334,7 @@ class _Step:
             job_namespace=lake.settings.namespace,
             job_name=self.job_name,
             email=lake.originator,
-            radops_version=_version(),
+            radops_version=__version__,
             source=self.source,
             parameters=parameters,
             inputs=[lake.dataset_ref(f.uid, sha256=now.get(f.uid)) for f in _unique(inputs)],
@@ -472,15 +358,12 @@ class _Step:
 
         lake.lineage.emit(creation, "START")
         this_run = RunRef(creation.job_namespace, creation.job, creation.run_id)
-        token = _active.set(context)
         try:
             # Steps called from the function (or from Dask tasks it submits) name this run
             # as their parent.
-            with running(this_run, creation.parent):
+            with in_call(context), running(this_run, creation.parent):
                 result = self.function(*bound.args, **bound.kwargs)
         except BaseException as exc:
-            _active.reset(token)
-            context.end()
             context.discard()
             _record_quietly(
                 lake,
@@ -489,8 +372,6 @@ class _Step:
                 exc,
             )
             raise
-        _active.reset(token)
-        context.end()
         try:
             return self._complete(lake, context, creation, inputs, result)
         except BaseException as exc:
@@ -585,8 +466,6 @@ class _Step:
             )
 
 
-SOURCE_KEY = "radops-source-sha256"
-
 # The calls under way in this process, by (lake, call digest, declared outputs): a lock each,
 # and how many threads hold or wait for it (the entry goes when none does).
 _calls: dict[tuple[str, ...], tuple[threading.RLock, list[int]]] = {}
@@ -627,7 +506,7 @@ class _LostRace(Exception):
         self.outputs = outputs
 
 
-def _commit_output(lake: DataLake, staged: _Staged, metadata: dict[str, str]) -> bool:
+def _commit_output(lake: DataLake, staged: Staged, metadata: dict[str, str]) -> bool:
     """Upload one staged output; False if another run created it first and recorded it.
 
     A conflicting object that is still under way is waited for; one whose creation was
@@ -665,8 +544,6 @@ def _record_quietly(lake: DataLake, creation: Any, state: str, error: BaseExcept
 
 
 def _only_files(value: Any) -> bool:
-    from radops.file import File
-
     if isinstance(value, File):
         return True
     if isinstance(value, (list, tuple)):
@@ -698,8 +575,6 @@ def _unique(files: list[File]) -> Iterator[File]:
 
 
 def _returned_json(result: Any) -> Any:
-    from radops.file import File
-
     def marker(value: Any) -> Any:
         return {FILE_MARKER: value.uid} if isinstance(value, File) else NotImplemented
 
@@ -716,8 +591,6 @@ def _rebuild(
     returned: Any,
     single: bool = False,
 ) -> Any:
-    from radops.file import File
-
     if returned is not None:
         return _from_json(lake, returned)
     if explicit is not None:
@@ -729,8 +602,6 @@ def _rebuild(
 
 
 def _from_json(lake: DataLake, value: Any) -> Any:
-    from radops.file import File
-
     if isinstance(value, dict):
         if set(value) == {FILE_MARKER}:
             return File(value[FILE_MARKER], lake=lake)
@@ -738,15 +609,3 @@ def _from_json(lake: DataLake, value: Any) -> Any:
     if isinstance(value, list):
         return [_from_json(lake, v) for v in value]
     return value
-
-
-def _default_lake() -> DataLake:
-    from radops.lake import default_lake
-
-    return default_lake()
-
-
-def _version() -> str:
-    from radops import __version__
-
-    return __version__

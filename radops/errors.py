@@ -15,6 +15,8 @@ Each error subclasses the builtin it resembles, so ``except FileExistsError`` or
     ├── InvalidRecordError(RadopsError, ValueError)  a lineage record of the lake is unusable
     ├── UidReuseError(RadopsError, FileExistsError)  other bytes under a deleted uid would leave
     │                                                files made from its old bytes stale
+    ├── OutputsError                                 a file_creator call's outputs do not hold
+    ├── UntrackedOutputError(RadopsError, ValueError)  a step created an undeclared uid
     └── StoreError                                   the store failed after retries (auth, network)
 
 Backend errors (botocore, OS) are translated where they enter radops, with ``raise ... from``,
@@ -78,6 +80,15 @@ class UidReuseError(RadopsError, FileExistsError):
     A pipeline reading the uid could not tell the new bytes from the old: delete those files
     first (or let radops delete them), or add the bytes under a new uid.
     """
+
+
+class OutputsError(RadopsError):
+    """A ``file_creator`` call's outputs are inconsistent: partly present, not created, made by
+    another call, or made from other bytes of its inputs than the lake holds now (stale)."""
+
+
+class UntrackedOutputError(RadopsError, ValueError):
+    """A file with an undeclared explicit uid was created inside a ``file_creator`` function."""
 
 
 class StoreError(RadopsError):

@@ -13,8 +13,9 @@ from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
-from radops.creator import active_call
+from radops.call_context import active_call
 from radops.integrity import HashingFile
+from radops.lake import default_lake, lake_on
 from radops.lineage.naming import WRITE_JOB
 from radops.uids import validate_uid
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from _typeshed import ReadableBuffer as Buffer
 
     from radops.cache import LocalStorage
-    from radops.creator import CallContext
+    from radops.call_context import CallContext
     from radops.lake import DataLake
     from radops.lineage.graph import LineageGraph
     from radops.stores import Progress
@@ -101,8 +102,6 @@ class File:
     def lake(self) -> DataLake:
         """The lake this handle reads from and writes to."""
         if self._lake is None:
-            from radops.lake import default_lake
-
             self._lake = default_lake()
         return self._lake
 
@@ -454,7 +453,5 @@ def _restore(uid: str, remote: str | None, endpoint: str | None) -> File:
     if remote is None:
         handle._lake = None  # the default lake, resolved on first use as always
     else:
-        from radops.lake import lake_on
-
         handle._lake = lake_on(remote, endpoint)
     return handle

@@ -8,7 +8,6 @@ files are rehashed when they changed, and nothing partial is ever left behind.
 from __future__ import annotations
 
 import contextlib
-import enum
 import functools
 import hashlib
 import io
@@ -18,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from stat import S_ISREG
 from typing import IO, TYPE_CHECKING, Any
 
 import attrs
@@ -35,19 +33,20 @@ from radops.errors import (
 from radops.escape import escape
 from radops.integrity import copy_and_hash, sha256_file
 from radops.lineage.naming import ADD_JOB, JOB_TYPES, RM_JOB, call_job
+from radops.objects import ORIGINATOR_KEY, RADOPS_VERSION_KEY, RUN_KEY, CreationState
 from radops.settings import Settings
+from radops.sources import can_link
 from radops.stores import ObjectMeta, ObjectStore, Progress, start_phase, store_from_settings
 from radops.uids import uid_problem, validate_uid
+from radops.version import __version__
 
 if TYPE_CHECKING:
-    from radops.file import File
     from radops.lineage.events import Creation, DatasetRef
     from radops.lineage.recorder import LineageRecorder
     from radops.lineage.schemas import Column
     from radops.verify import VerifyResult
 
 __all__ = [
-    "CreationState",
     "DataLake",
     "LocalStatus",
     "default_lake",
@@ -56,13 +55,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("radops")
-
-# Metadata radops records on every object it creates, beside the sha256.
-ORIGINATOR_KEY = "originator"
-RADOPS_VERSION_KEY = "radops-version"
-RUN_KEY = "radops-run-id"  # the run whose COMPLETE record created the object
-DIGEST_KEY = "radops-call-digest"  # the file_creator call that made it (its digest)
-
 
 _TEXT_KWARGS = frozenset({"encoding", "errors", "newline"})
 
@@ -158,22 +150,6 @@ def radops_outputs(event: dict[str, Any]) -> list[str]:
     from radops.lineage.events import radops_facet
 
     return list(radops_facet(event).get("outputs", []))
-
-
-def radops_version() -> str:
-    """The installed radops version."""
-    from radops import __version__
-
-    return __version__
-
-
-class CreationState(enum.Enum):
-    """Where the creation of a lake object stands, as recovery sees it."""
-
-    ABSENT = "absent"  # no such object
-    RECORDED = "recorded"  # its creating run recorded COMPLETE (or radops did not create it)
-    UNDER_WAY = "under way"  # uploaded by a process that may still record its creation
-    ABANDONED = "abandoned"  # its creation will never be recorded: the writer died or failed
 
 
 @attrs.frozen
@@ -292,17 +268,11 @@ class DataLake:
             job_namespace=self.settings.namespace,
             job_name=job,
             email=self.originator,
-            radops_version=radops_version(),
+            radops_version=__version__,
             call=call_job(job, self.store.url, uid),
             job_type=JOB_TYPES[job],
             **fields,
         )
-
-    def file(self, uid: str) -> File:
-        """A :class:`~radops.file.File` handle on this lake."""
-        from radops.file import File
-
-        return File(uid, lake=self)
 
     # -- existence -------------------------------------------------------------------------
 
@@ -588,7 +558,7 @@ class DataLake:
         validate_uid(uid)
         recorded = {
             ORIGINATOR_KEY: self.originator,
-            RADOPS_VERSION_KEY: radops_version(),
+            RADOPS_VERSION_KEY: __version__,
             writers.WRITER_KEY: writers.current(),
             **(metadata or {}),
         }
@@ -739,7 +709,7 @@ class DataLake:
         try:
             hashing = start_phase(progress, "hashing")
             with self.local.writing(f"copy {str(source)!r} for {uid!r}"):
-                if move and _can_link(source, tmp.parent):
+                if move and can_link(source, tmp.parent):
                     os.link(source, tmp)  # no copy: the bytes are hashed once, in place
                     sha256, _ = sha256_file(tmp, hashing)
                 else:
@@ -803,7 +773,8 @@ class DataLake:
     ) -> ObjectMeta:
         """Download ``url`` (http or https) and add it as ``uid`` (``delete_stale``: see
         :meth:`create`)."""
-        from radops.urls import fetch_url, public_url, redact_url
+        from radops.redact import redact_url
+        from radops.urls import fetch_url, public_url
 
         validate_uid(uid)
         self.ensure_absent(uid)
@@ -890,7 +861,7 @@ class DataLake:
         A file counts if a run that read an earlier ``uid`` recorded other bytes for it (or
         none), and made the file, which the lake still holds as that run's.
         """
-        from radops.skipping import recorded_sha256
+        from radops.lineage.events import recorded_sha256
 
         lineage = self.lineage
         lineage.runs_using(uid)  # synced once per process
@@ -898,7 +869,7 @@ class DataLake:
             lineage.sync()  # the uid has a past: be current about it
         stale: list[str] = []
         for event in lineage.index.runs_using(uid):
-            if recorded_sha256(self, event, uid) == sha256:
+            if recorded_sha256(event, uid, self.store.dataset(uid)) == sha256:
                 continue  # made from these very bytes: they stay valid
             run_id = event["run"]["runId"]
             for output in radops_outputs(event):
@@ -975,25 +946,6 @@ class DataLake:
     def remove_local(self, uid: str) -> bool:
         """Free the local copy of ``uid``; the lake is untouched."""
         return self.local.remove(validate_uid(uid))
-
-
-def _can_link(source: Path, directory: Path) -> bool:
-    """True if a moved ``source`` may become the temp file by a hard link, without a copy.
-
-    Only a regular file with no other name, on the same file system: local storage makes its
-    files read-only and back-dates their mtime, which would change a symlink's target or the
-    file's other hard links, both outside local storage (and that file could later change the
-    cached bytes through them).
-    """
-    try:
-        status = os.lstat(source)
-        return (
-            S_ISREG(status.st_mode)
-            and status.st_nlink == 1
-            and status.st_dev == directory.stat().st_dev
-        )
-    except OSError:
-        return False
 
 
 _default: DataLake | None = None

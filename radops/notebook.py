@@ -98,8 +98,8 @@ def _short(value: Any, limit: int = 200) -> str:
 
 def graph_html(graph: LineageGraph) -> str:
     """The runs of ``graph`` as a table, then its lineage picture in a sandboxed frame."""
-    from radops.cli.pictures import html_page
-    from radops.lineage.graph import RunNode
+    from radops.lineage.nodes import RunNode
+    from radops.lineage.pictures import html_page
 
     names = {node.key: node.name for node in graph.files}
     rows = []

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 import attrs
 
 from radops import writers
-from radops.lake import CreationState
 from radops.lineage.naming import REPAIR_JOB
+from radops.objects import CreationState
 from radops.uids import uid_problem
 
 if TYPE_CHECKING:

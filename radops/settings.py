@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 
 from radops.errors import ConfigError
+from radops.redact import redact_url
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -89,8 +90,6 @@ def _optional_http_url(value: Any) -> str | None:
     all; this message shows it redacted.
     """
     from urllib.parse import urlsplit
-
-    from radops.urls import redact_url
 
     text = _optional_str(value)
     if text is None:
@@ -326,8 +325,6 @@ SETTABLE_NAMES: tuple[str, ...] = tuple(spec.name for spec in _SPECS)
 
 
 def _normalize_remote(remote: str, base: Path) -> str:
-    from radops.urls import redact_url
-
     if remote.startswith("s3://"):
         bucket, _, prefix = remote[len("s3://") :].partition("/")
         if not bucket:
@@ -477,8 +474,6 @@ class Settings:
                 source = "git config user.email" if value else "not set"
             shown = None if value is None else str(value)
             if shown is not None and "://" in shown and "@" in shown:
-                from radops.urls import redact_url
-
                 shown = redact_url(shown)  # a password in a URL is still a password
             rows.append((spec.name, shown, source))
         for name in _SECRETS:

@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from radops.lake import DIGEST_KEY, RUN_KEY, CreationState
-from radops.lineage.events import radops_facet
+from radops.errors import OutputsError
+from radops.lineage.events import radops_facet, recorded_sha256
 from radops.lineage.validate import returned_files
+from radops.objects import DIGEST_KEY, RUN_KEY, CreationState
 
 if TYPE_CHECKING:
     from radops.lake import DataLake
@@ -38,12 +39,6 @@ if TYPE_CHECKING:
 __all__ = ["Evidence", "Skip", "check_declared", "check_winner", "find_skip"]
 
 log = logging.getLogger("radops")
-
-
-def _outputs_error(message: str) -> Exception:
-    from radops.creator import OutputsError  # defined beside file_creator, which raises it
-
-    return OutputsError(message)
 
 
 @attrs.frozen
@@ -105,29 +100,6 @@ class Evidence:
         return self.head(uid)
 
 
-def recorded_sha256(lake: DataLake, record: Mapping[str, Any], uid: str) -> str | None:
-    """The sha256 ``record`` gives for its input ``uid``: from radops' facet, else from the
-    ``version`` facet of the input dataset of that name (the uid's dataset name in this lake,
-    else the one name ending in ``/<uid>``: a directory lake mounted elsewhere)."""
-    versions = radops_facet(record).get("inputSha256", {})
-    if isinstance(versions, Mapping) and isinstance(versions.get(uid), str):
-        return str(versions[uid])
-    namespace, name = lake.store.dataset(uid)
-    exact: list[str] = []
-    suffixed: list[str] = []
-    for dataset in record.get("inputs", []):
-        version = dataset.get("facets", {}).get("version", {}).get("datasetVersion")
-        if not isinstance(version, str):
-            continue
-        if dataset.get("namespace") == namespace and dataset.get("name") == name:
-            exact.append(version)
-        elif str(dataset.get("name", "")).endswith("/" + uid):
-            suffixed.append(version)
-    if exact:
-        return exact[0]
-    return suffixed[0] if len(set(suffixed)) == 1 else None
-
-
 def changed_inputs(
     lake: DataLake, record: Mapping[str, Any], now: Mapping[str, str | None], evidence: Evidence
 ) -> list[str] | None:
@@ -139,7 +111,7 @@ def changed_inputs(
     """
     changed = []
     for uid in radops_facet(record).get("inputs", []):
-        recorded = recorded_sha256(lake, record, uid)
+        recorded = recorded_sha256(record, uid, lake.store.dataset(uid))
         if recorded is None:
             return None
         current = now[uid] if uid in now else evidence.input_sha256(uid)
@@ -249,7 +221,7 @@ def find_skip(
         raise _stale_error(job, *stale)
     if partial is not None:
         present, missing = partial
-        raise _outputs_error(
+        raise OutputsError(
             f"{job}: some outputs are in the data lake ({', '.join(present)}) and "
             f"others are not ({', '.join(missing)}); delete the present ones "
             "(`radops datalake rm`) to run it again, or restore the missing ones"
@@ -287,7 +259,7 @@ def check_declared(
             and set(uids) <= set(radops_facet(record).get("outputs", []))
         ]
         if not made:
-            raise _outputs_error(
+            raise OutputsError(
                 f"{job}: {', '.join(uids)} in the data lake name run {run_id}, but no readable "
                 "creation record of that run names them (see `radops datalake repair "
                 "--dry-run`), so radops cannot tell which input bytes they were made from; "
@@ -299,7 +271,7 @@ def check_declared(
         if changed:
             raise _stale_error(job, list(metas), changed)
         if changed is None:
-            raise _outputs_error(
+            raise OutputsError(
                 f"{job}: the creation record of {', '.join(metas)} does not give the sha256 of "
                 "its inputs, so radops cannot tell whether they still hold the same bytes; "
                 "delete them (`radops datalake rm`) to make them again"
@@ -322,7 +294,7 @@ def check_winner(
     if meta is None:
         return  # gone again: the caller's rebuild makes handles to what is there
     if meta.metadata.get(DIGEST_KEY) != digest:
-        raise _outputs_error(
+        raise OutputsError(
             f"{job}: {uid} already exists in the data lake but was not made by this call "
             "(another call, or not by radops): delete it (`radops datalake rm`) to make it again"
         )
@@ -330,7 +302,7 @@ def check_winner(
 
 
 def _stale_error(job: str, outputs: list[str], changed: list[str]) -> Exception:
-    return _outputs_error(
+    return OutputsError(
         f"{job}: {', '.join(outputs)} in the data lake were made from other input bytes than "
         f"the data lake holds now ({'; '.join(changed)}): they are stale, and their uids are "
         "taken. Delete them and what was made from them (`radops datalake rm "

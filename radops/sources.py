@@ -1,4 +1,5 @@
-"""What ``radops datalake add`` adds: the uid of each source file, under an optional prefix.
+"""What ``radops datalake add`` adds: the uid of each source file, under an optional prefix,
+and whether a source it moves may become the lake's file by a hard link (:func:`can_link`).
 
 A directory source adds every regular file under it, named by its path relative to the
 directory. Symlinks are never followed (a link inside the directory may lead anywhere on the
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from stat import S_ISREG
 from urllib.parse import unquote, urlsplit
 
 import attrs
@@ -16,7 +18,7 @@ import attrs
 from radops.errors import InvalidUidError
 from radops.uids import validate_uid
 
-__all__ = ["Planned", "join_prefix", "plan_directory", "url_name"]
+__all__ = ["Planned", "can_link", "join_prefix", "plan_directory", "url_name"]
 
 
 @attrs.frozen
@@ -67,3 +69,22 @@ def plan_directory(source: Path, prefix: str = "") -> list[Planned]:
             else:
                 planned.append(Planned(path, join_prefix(prefix, rel)))
     return sorted(planned, key=lambda each: each.path.as_posix())
+
+
+def can_link(source: Path, directory: Path) -> bool:
+    """True if a moved ``source`` may become the temp file by a hard link, without a copy.
+
+    Only a regular file with no other name, on the same file system: local storage makes its
+    files read-only and back-dates their mtime, which would change a symlink's target or the
+    file's other hard links, both outside local storage (and that file could later change the
+    cached bytes through them).
+    """
+    try:
+        status = os.lstat(source)
+        return (
+            S_ISREG(status.st_mode)
+            and status.st_nlink == 1
+            and status.st_dev == directory.stat().st_dev
+        )
+    except OSError:
+        return False

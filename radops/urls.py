@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
 from radops.errors import RadopsError
 from radops.integrity import HashingSink
 from radops.lineage.naming import safe_namespace
+from radops.redact import redact_in, redact_url
 from radops.stores import Progress
 
-__all__ = ["DownloadError", "fetch_url", "is_url", "public_url", "redact_in", "redact_url"]
+__all__ = ["DownloadError", "fetch_url", "is_url", "public_url"]
 
 _ALLOWED_SCHEMES = ("http", "https")
 _MAX_REDIRECTS = 10
@@ -18,39 +19,6 @@ _MAX_REDIRECTS = 10
 
 class DownloadError(RadopsError):
     """A URL could not be downloaded completely."""
-
-
-def redact_url(url: str) -> str:
-    """``url`` fit to print or record: no password, token or signed query string.
-
-    Keeps the user name of ``user:password@``; drops the query and fragment, where presigned
-    URLs carry their signatures.
-    """
-    parts = urlsplit(url)
-    if not parts.scheme or not parts.netloc:
-        return url
-    try:
-        host = parts.hostname or ""
-        if ":" in host:  # IPv6
-            host = f"[{host}]"
-        netloc = f"{host}:{parts.port}" if parts.port else host
-    except ValueError:  # a port that is not a number: keep what follows the credentials
-        netloc = parts.netloc.rpartition("@")[2]
-    if parts.username:
-        netloc = f"{parts.username}@{netloc}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def redact_in(text: str, url: str) -> str:
-    """``text`` (an error message, say) without the secrets of ``url`` it may repeat: the
-    URL becomes its :func:`redact_url` form, and its password, query and fragment, wherever
-    else they appear, ``***``."""
-    parts = urlsplit(url)
-    text = text.replace(url, redact_url(url))
-    for secret in (parts.password, parts.query, parts.fragment):
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 def public_url(url: str) -> tuple[str, str]:

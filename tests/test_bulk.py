@@ -19,8 +19,10 @@ import pytest
 from typer.testing import CliRunner
 
 from radops.cli.app import app
+from radops.data_lake import File
 from radops.errors import FileExistsInLakeError, FileNotInLakeError
-from radops.lake import RUN_KEY, CreationState, DataLake
+from radops.lake import DataLake
+from radops.objects import RUN_KEY, CreationState
 from radops.repair import repair
 from tests.conftest import MakeLake
 from tests.s3_proxy import S3Proxy
@@ -101,7 +103,7 @@ def test_add_files_makes_every_file_one_recorded_creation(
         assert event is not None, uid
         runs.add(event["run"]["runId"])
         assert reader.creation_state(uid) is CreationState.RECORDED
-        assert reader.file(uid).local_path().read_bytes() == data
+        assert File(uid, lake=reader).local_path().read_bytes() == data
         assert lake.exists_locally(uid)  # the adding machine keeps its copies
     assert len(runs) == 1
     assert {meta.metadata[RUN_KEY] for meta in metas} == runs
@@ -141,7 +143,7 @@ def test_a_directory_too_large_for_one_record_is_split_into_runs_each_under_the_
     ]
     assert len(sizes) >= len(runs)
     assert max(sizes) < RECORD_MAX_BYTES
-    assert reader.file(files[-1][1]).local_path().read_bytes() == b"1599"
+    assert File(files[-1][1], lake=reader).local_path().read_bytes() == b"1599"
 
 
 def test_add_files_refuses_all_if_any_uid_is_taken(
@@ -238,7 +240,7 @@ def test_records_of_a_bulk_fetch_written_late_never_make_a_copy_trusted_unchecke
         paths[victim].write_bytes(b"changed before any record of it was written")
         for rel, uid in zip(sorted(contents), uids, strict=True):
             # rehashed against the lake's sha256: the changed copy is replaced, not served
-            assert other.file(uid).local_path().read_bytes() == contents[rel]
+            assert File(uid, lake=other).local_path().read_bytes() == contents[rel]
     third = make_lake("reader")
     for uid in uids:
         entry = third.local.entry(uid)
@@ -323,7 +325,7 @@ def test_on_s3_an_add_is_one_put_per_file_and_a_fetch_one_get(
     assert s3_proxy.counts["HeadObject"] == 0
     s3_proxy.reset()
     third = make_lake("third", s3_endpoint_url=s3_proxy.endpoint)
-    third.file(f"bulk/{sorted(contents)[0]}").local_path()
+    File(f"bulk/{sorted(contents)[0]}", lake=third).local_path()
     assert dict(s3_proxy.counts) == {"GetObject": 1}
 
 
@@ -347,7 +349,7 @@ def test_a_read_without_a_head_fetches_empty_small_and_multipart_objects_whole(
     for name, data in contents.items():
         s3_proxy.reset()
         reader = make_lake(f"reader-{name}", s3_endpoint_url=s3_proxy.endpoint)
-        assert reader.file(f"sizes/{name}").local_path().read_bytes() == data
+        assert File(f"sizes/{name}", lake=reader).local_path().read_bytes() == data
         assert s3_proxy.counts["HeadObject"] == 0, name
         if len(data) < threshold:
             assert dict(s3_proxy.counts) == {"GetObject": 1}, name

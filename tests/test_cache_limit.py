@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from radops.data_lake import DataLake
+from radops.data_lake import DataLake, File
 from radops.errors import LocalStorageError
 from tests.conftest import MakeLake
 
@@ -22,13 +22,13 @@ def _fill_lake(make_lake: MakeLake, count: int) -> list[str]:
     writer = make_lake("writer")
     uids = [f"cached/f{n}.bin" for n in range(count)]
     for uid in uids:
-        with writer.file(uid).open("wb") as handle:
+        with File(uid, lake=writer).open("wb") as handle:
             handle.write(_content(uid))
     return uids
 
 
 def _read(lake: DataLake, uid: str) -> bytes:
-    with lake.file(uid).open("rb") as handle:
+    with File(uid, lake=lake).open("rb") as handle:
         return handle.read()
 
 
@@ -74,7 +74,7 @@ def test_a_file_open_for_reading_is_not_evicted(make_lake: MakeLake) -> None:
     """While a file is open for reading it stays; once closed it can be evicted again."""
     f0, f1, f2, f3 = _fill_lake(make_lake, 4)
     reader = make_lake("reader", cache_max_bytes=2 * SIZE)
-    with reader.file(f0).open("rb") as handle:
+    with File(f0, lake=reader).open("rb") as handle:
         _read(reader, f1)
         _read(reader, f2)  # over the limit: f1 goes, f0 is being read
         assert _local(reader) == {f0, f2}
@@ -91,7 +91,7 @@ def test_a_file_opened_without_with_is_not_evicted_until_closed(
     collected, like the ``with`` form until its block ends."""
     f0, f1, f2, f3 = _fill_lake(make_lake, 4)
     reader = make_lake("reader", cache_max_bytes=2 * SIZE)
-    handle = reader.file(f0).open("rb")
+    handle = File(f0, lake=reader).open("rb")
     _read(reader, f1)
     _read(reader, f2)  # over the limit: f1 goes, f0 is being read
     assert _local(reader) == {f0, f2}
@@ -113,7 +113,7 @@ def test_a_file_larger_than_the_limit_is_refused_and_leaves_nothing(make_lake: M
     with pytest.raises(LocalStorageError, match="larger than RADOPS_CACHE_MAX_BYTES"):
         _read(reader, uid)
     with pytest.raises(OSError, match=f"{SIZE} bytes"):
-        reader.file(uid).download()
+        File(uid, lake=reader).download()
     assert _local(reader) == set()
     tmp = reader.settings.tmp_dir
     assert not tmp.exists() or list(tmp.iterdir()) == []
@@ -126,7 +126,7 @@ def test_files_written_on_a_limited_machine_are_evicted_but_kept_in_the_lake(
     lake = make_lake("limited", cache_max_bytes=2 * SIZE)
     uids = [f"written/{n}.bin" for n in range(4)]
     for uid in uids:
-        with lake.file(uid).open("wb") as handle:
+        with File(uid, lake=lake).open("wb") as handle:
             handle.write(_content(uid))
         assert _local_bytes(lake) <= 2 * SIZE
     assert _local(lake) == set(uids[2:])
@@ -137,7 +137,7 @@ def test_files_written_on_a_limited_machine_are_evicted_but_kept_in_the_lake(
 def test_a_written_file_larger_than_the_limit_stays_only_in_the_lake(make_lake: MakeLake) -> None:
     """Writing a file that can never fit locally uploads it and keeps no local copy."""
     lake = make_lake("limited", cache_max_bytes=SIZE - 1)
-    with lake.file("big.bin").open("wb") as handle:
+    with File("big.bin", lake=lake).open("wb") as handle:
         handle.write(_content("big.bin"))
     assert _local(lake) == set()
     assert [meta.key for meta in lake.files()] == ["big.bin"]

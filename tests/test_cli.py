@@ -24,6 +24,7 @@ from typer.testing import CliRunner, Result
 
 import radops
 from radops.cli.app import app
+from radops.data_lake import File
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -391,7 +392,7 @@ def test_a_file_has_one_creation_time_everywhere(cli_env, tmp_path):
         s3_endpoint_url=cli_env.get("RADOPS_S3_ENDPOINT_URL"),
     )
     try:
-        created = lake.file("timed.txt").info.created
+        created = File("timed.txt", lake=lake).info.created
     finally:
         lake.local.close()
     assert created is not None

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from radops.data_lake import File
 from tests.conftest import TEST_EMAIL, MakeLake
 
 WRITERS = 6
@@ -18,7 +19,7 @@ WRITERS = 6
 # reaches the store's conditional create while the others do.
 _CHILD = r"""
 import json, sys
-from radops.data_lake import DataLake
+from radops.data_lake import DataLake, File
 from radops.errors import FileExistsInLakeError
 from radops.settings import Settings
 
@@ -28,7 +29,7 @@ settings = Settings.load(
 )
 lake = DataLake(settings)
 try:
-    with lake.file(uid).open("wb") as handle:
+    with File(uid, lake=lake).open("wb") as handle:
         handle.write(content.encode())
         print("ready", flush=True)
         sys.stdin.readline()
@@ -86,7 +87,7 @@ def test_concurrent_writers_of_one_uid_exactly_one_wins(
     assert all("already exists" in loser["message"] for loser in losers)
 
     fresh = make_lake("fresh-machine")
-    with fresh.file(uid).open("r") as handle:
+    with File(uid, lake=fresh).open("r") as handle:
         assert handle.read() == f"content of writer {winners[0]}"
     assert [meta.key for meta in fresh.files()] == [uid]
     for n in range(WRITERS):

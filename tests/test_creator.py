@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from radops.canonical import ParameterError
-from radops.creator import OutputsError, UntrackedOutputError
 from radops.data_lake import File, file_creator, reporting_calls
+from radops.errors import OutputsError, UntrackedOutputError
 from radops.lake import DataLake, set_default_lake
 from radops.lineage.events import function_of
 from radops.settings import Settings
@@ -295,7 +295,7 @@ def test_an_output_closed_after_its_step_returned_is_refused(default_lake: DataL
     handle = KEPT_OPEN.pop()
     with pytest.raises(OutputsError, match="closed after"):
         handle.close()
-    assert not default_lake.file("late.txt").exists_remotely()
+    assert not File("late.txt", lake=default_lake).exists_remotely()
     assert list(default_lake.settings.tmp_dir.iterdir()) == []
 
 
@@ -736,7 +736,7 @@ def test_a_creation_whose_record_cannot_be_stored_leaves_no_object(dir_lake: Dat
     records = Path(dir_lake.settings.remote) / ".radops" / "events"
     records.parent.mkdir(parents=True, exist_ok=True)
     records.write_text("not a folder")
-    with pytest.raises(Exception, match="record"), dir_lake.file("x.txt").open("w") as handle:
+    with pytest.raises(Exception, match="record"), File("x.txt", lake=dir_lake).open("w") as handle:
         handle.write("data")
     assert dir_lake.head("x.txt") is None
     assert not dir_lake.exists_locally("x.txt")
@@ -806,7 +806,7 @@ def test_skips_are_printed_on_stderr_with_an_explicit_lake(tmp_path: Path) -> No
 
 def test_a_read_opened_before_the_call_and_entered_in_it_is_recorded(lake: DataLake) -> None:
     """Whether a read is an input of the call is decided when its ``with`` block starts."""
-    source = lake.file("early-in.txt")
+    source = File("early-in.txt", lake=lake)
     with source.open("w") as handle:
         handle.write("read inside")
     opening = source.open("r")  # created outside any call

@@ -131,7 +131,7 @@ def shout(f: File, output_uid: str) -> File:
 
 def _create(lake: DataLake) -> None:
     """Two runs: a direct write (in.txt), then a file_creator step (out.txt)."""
-    with lake.file("in.txt").open("w") as handle:
+    with File("in.txt", lake=lake).open("w") as handle:
         handle.write("quiet")
     shout(File("in.txt", lake=lake), output_uid="out.txt")
 
@@ -179,7 +179,7 @@ def test_a_down_consumer_never_fails_a_creation(
     """Consumer down: the creation succeeds and its events wait; `lineage flush` sends them."""
     lake = make_lake("machine-a", marquez_url=consumer.url)  # the consumer is not listening
     _create(lake)
-    assert lake.file("out.txt").exists_remotely()
+    assert File("out.txt", lake=lake).exists_remotely()
     assert lake.lineage.creation_of("out.txt") is not None  # recorded in the lake regardless
     assert len(lake.lineage.outbox.pending()) == 4
     _stop_sender(lake)
@@ -211,7 +211,7 @@ def test_a_failing_consumer_keeps_events_queued(
     consumer.status = 500
     consumer.start()
     lake = make_lake("machine-a", marquez_url=consumer.url)
-    with lake.file("x.txt").open("w") as handle:
+    with File("x.txt", lake=lake).open("w") as handle:
         handle.write("x")
     _stop_sender(lake)
     outbox = lake.lineage.outbox
@@ -241,7 +241,7 @@ def test_a_queued_event_cut_short_is_set_aside(
     """Queue files are not fsynced: one a power loss cut short is kept aside, with a warning,
     and the events queued behind it are still delivered."""
     lake = make_lake("machine-a", marquez_url=consumer.url)  # not listening yet
-    with lake.file("x.txt").open("w") as handle:
+    with File("x.txt", lake=lake).open("w") as handle:
         handle.write("x")
     _stop_sender(lake)
     outbox = lake.lineage.outbox
@@ -272,14 +272,14 @@ def test_the_sender_thread_ends_when_idle_and_comes_back(
     consumer.start()
     lake = make_lake("machine-a", marquez_url=consumer.url)
     outbox = lake.lineage.outbox
-    with lake.file("one.txt").open("w") as handle:
+    with File("one.txt", lake=lake).open("w") as handle:
         handle.write("1")
     assert outbox.wait(60)
     deadline = time.monotonic() + 30
     while outbox._thread is not None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert outbox._thread is None  # ended: idle for longer than IDLE_EXIT
-    with lake.file("two.txt").open("w") as handle:
+    with File("two.txt", lake=lake).open("w") as handle:
         handle.write("2")
     assert outbox.wait(60)
     assert len(consumer.run_keys()) == 4  # START and COMPLETE of both, each once
@@ -370,7 +370,7 @@ def test_openlineage_url_is_passed_through(
         assert dict(os.environ) == environment  # radops leaves the environment as it was
         assert isinstance(transport, HttpTransport)
         assert transport.url == consumer.url
-        with lake.file("ol.txt").open("w") as handle:
+        with File("ol.txt", lake=lake).open("w") as handle:
             handle.write("through openlineage-python")
         assert lake.lineage.outbox.wait(60)
         events = consumer.events()
@@ -386,7 +386,7 @@ def test_openlineage_url_is_passed_through(
     plain = DataLake(bare)
     try:
         assert plain.lineage.outbox.transport is None
-        with plain.file("quiet.txt").open("w") as handle:
+        with File("quiet.txt", lake=plain).open("w") as handle:
             handle.write("no consumer")
         assert plain.lineage.outbox.pending() == []
     finally:

@@ -546,7 +546,7 @@ def test_events_of_every_kind_of_run_validate(make_lake: MakeLake, tmp_path: Pat
     source = tmp_path / "source.txt"
     source.write_text("from disk")
     lake.add_file(source, "added.txt")
-    with lake.file("written.txt").open("w") as handle:
+    with File("written.txt", lake=lake).open("w") as handle:
         handle.write("written")
 
     @file_creator
@@ -560,9 +560,9 @@ def test_events_of_every_kind_of_run_validate(make_lake: MakeLake, tmp_path: Pat
     def broken(a: File) -> File:
         raise RuntimeError("boom")
 
-    concat(lake.file("added.txt"), lake.file("written.txt"), output_uid="both.txt")
+    concat(File("added.txt", lake=lake), File("written.txt", lake=lake), output_uid="both.txt")
     with pytest.raises(RuntimeError, match="boom"):
-        broken(lake.file("added.txt"))
+        broken(File("added.txt", lake=lake))
     lake.delete("both.txt")
 
     events = list(lake.lineage.index.events())

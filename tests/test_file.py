@@ -26,12 +26,12 @@ from tests.conftest import TEST_EMAIL, MakeLake
 
 
 def _write(lake: DataLake, uid: str, data: bytes) -> None:
-    with lake.file(uid).open("wb") as handle:
+    with File(uid, lake=lake).open("wb") as handle:
         handle.write(data)
 
 
 def _read(lake: DataLake, uid: str) -> bytes:
-    with lake.file(uid).open("rb") as handle:
+    with File(uid, lake=lake).open("rb") as handle:
         return handle.read()
 
 
@@ -80,11 +80,11 @@ def test_text_round_trip(make_lake: MakeLake) -> None:
     """Text written with mode 'w' reads back identically, as UTF-8, on this and another machine."""
     lake = make_lake("machine-a")
     text = "héllo wörld\nsecond line: 日本語 🙂\n"
-    with lake.file("notes/hello.txt").open("w") as handle:
+    with File("notes/hello.txt", lake=lake).open("w") as handle:
         handle.write(text)
-    with lake.file("notes/hello.txt").open("r") as handle:
+    with File("notes/hello.txt", lake=lake).open("r") as handle:
         assert handle.read() == text
-    with make_lake("machine-b").file("notes/hello.txt").open() as handle:
+    with File("notes/hello.txt", lake=make_lake("machine-b")).open() as handle:
         assert handle.read() == text
     assert _read(lake, "notes/hello.txt") == text.encode("utf-8")
 
@@ -98,22 +98,22 @@ def test_binary_round_trip(lake: DataLake) -> None:
 
 def test_text_mode_honours_the_encoding_argument(lake: DataLake) -> None:
     """open('w', encoding=...) writes in that encoding instead of UTF-8."""
-    with lake.file("latin.txt").open("w", encoding="latin-1") as handle:
+    with File("latin.txt", lake=lake).open("w", encoding="latin-1") as handle:
         handle.write("café")
     assert _read(lake, "latin.txt") == "café".encode("latin-1")
-    with lake.file("latin.txt").open("r", encoding="latin-1") as handle:
+    with File("latin.txt", lake=lake).open("r", encoding="latin-1") as handle:
         assert handle.read() == "café"
 
 
 def test_unsupported_modes_and_arguments_are_refused(lake: DataLake) -> None:
     """Append/update modes and text arguments in binary mode are errors, and do no I/O."""
     with pytest.raises(ValueError, match="unsupported mode 'a'"):
-        lake.file("x").open("a")
+        File("x", lake=lake).open("a")
     with pytest.raises(ValueError, match=r"unsupported mode 'r\+b'"):
-        lake.file("x").open("r+b")
+        File("x", lake=lake).open("r+b")
     with (
         pytest.raises(TypeError, match=r"unexpected argument.*encoding"),
-        lake.file("x").open("wb", encoding="utf-8"),
+        File("x", lake=lake).open("wb", encoding="utf-8"),
     ):
         pass
     assert not lake.settings.home.exists()
@@ -123,7 +123,7 @@ def test_reading_a_file_only_the_lake_has_downloads_a_read_only_copy(make_lake: 
     """Another machine reads a file it never wrote: it is downloaded into read-only storage."""
     writer, reader = make_lake("machine-a"), make_lake("machine-b")
     _write(writer, "shared/data.bin", b"from machine a")
-    handle = reader.file("shared/data.bin")
+    handle = File("shared/data.bin", lake=reader)
     assert not handle.exists_locally()
     assert handle.exists_remotely()
     assert _read(reader, "shared/data.bin") == b"from machine a"
@@ -136,7 +136,7 @@ def test_reading_a_file_only_the_lake_has_downloads_a_read_only_copy(make_lake: 
 def test_a_written_file_is_kept_read_only_in_local_storage(lake: DataLake) -> None:
     """The writer's own local copy is read-only too."""
     _write(lake, "mine.txt", b"mine")
-    path = lake.file("mine.txt").local_path()
+    path = File("mine.txt", lake=lake).local_path()
     assert path == lake.settings.storage_dir / "mine.txt"
     assert stat.S_IMODE(path.stat().st_mode) == 0o444
     assert path.read_bytes() == b"mine"
@@ -144,7 +144,7 @@ def test_a_written_file_is_kept_read_only_in_local_storage(lake: DataLake) -> No
 
 def test_reading_a_missing_uid_says_it_exists_nowhere(lake: DataLake) -> None:
     """A uid that is neither local nor in the lake raises FileNotInLakeError saying so."""
-    handle = lake.file("no/such/file.txt")
+    handle = File("no/such/file.txt", lake=lake)
     with (
         pytest.raises(FileNotInLakeError, match="does not exist locally or in the data lake"),
         handle.open("r"),
@@ -177,12 +177,12 @@ def test_default_lake_is_used_when_none_is_given(lake: DataLake) -> None:
 def test_open_without_with_reads_like_the_builtin_open(lake: DataLake) -> None:
     """``File(uid).open("r").read()`` works; the handle is an ordinary file object."""
     _write(lake, "plain.txt", b"one\ntwo\n")
-    handle = lake.file("plain.txt").open("r")
+    handle = File("plain.txt", lake=lake).open("r")
     assert isinstance(handle, io.TextIOWrapper)
     assert handle.read() == "one\ntwo\n"
     handle.close()
     assert handle.closed
-    binary = lake.file("plain.txt").open("rb")
+    binary = File("plain.txt", lake=lake).open("rb")
     assert isinstance(binary, io.BufferedReader)
     assert list(binary) == [b"one\n", b"two\n"]
     binary.close()
@@ -192,8 +192,8 @@ def test_a_read_without_with_is_verified_too(make_lake: MakeLake) -> None:
     """A corrupted local copy is replaced before a read without ``with``, as with it."""
     _write(make_lake("machine-a"), "checked.bin", b"0123456789" * 10)
     lake = make_lake("machine-b")
-    _flip_byte(lake.file("checked.bin").download(), offset=7)
-    handle = lake.file("checked.bin").open("rb")
+    _flip_byte(File("checked.bin", lake=lake).download(), offset=7)
+    handle = File("checked.bin", lake=lake).open("rb")
     assert handle.read() == b"0123456789" * 10
     handle.close()
 
@@ -202,7 +202,7 @@ def test_a_read_handle_that_is_never_closed_is_closed_when_collected(lake: DataL
     """Dropped without close, a read handle is closed by the garbage collector, with the
     ResourceWarning the built-in open gives."""
     _write(lake, "dropped.txt", b"data")
-    handle = lake.file("dropped.txt").open("r")
+    handle = File("dropped.txt", lake=lake).open("r")
     assert handle.read() == "data"
     with pytest.warns(ResourceWarning, match="unclosed file"):
         del handle
@@ -211,16 +211,16 @@ def test_a_read_handle_that_is_never_closed_is_closed_when_collected(lake: DataL
 
 def test_open_w_without_with_creates_the_file_when_closed(lake: DataLake) -> None:
     """A write handle used without ``with`` uploads at ``close()``: nothing before."""
-    handle = lake.file("later.txt").open("w")
+    handle = File("later.txt", lake=lake).open("w")
     assert isinstance(handle, io.TextIOWrapper)
     handle.write("written ")
     handle.write("in two parts")
-    assert not lake.file("later.txt").exists_remotely()
-    assert not lake.file("later.txt").exists_locally()
+    assert not File("later.txt", lake=lake).exists_remotely()
+    assert not File("later.txt", lake=lake).exists_locally()
     handle.close()
     assert handle.closed
     assert _read(lake, "later.txt") == b"written in two parts"
-    binary = lake.file("later.bin").open("wb")
+    binary = File("later.bin", lake=lake).open("wb")
     assert isinstance(binary, io.BufferedWriter)
     binary.write(b"\x00\x01")
     binary.close()
@@ -233,12 +233,12 @@ def test_a_write_handle_never_closed_leaves_nothing_and_warns(
 ) -> None:
     """Dropped without close, a write handle is discarded, as when its ``with`` block raises:
     no half-written file in the lake, and a warning says the file was not created."""
-    handle = lake.file("abandoned.bin").open("wb")
+    handle = File("abandoned.bin", lake=lake).open("wb")
     handle.write(b"x" * 100_000)
     del handle
     gc.collect()
     assert "abandoned.bin was never closed: it was not created" in caplog.text
-    assert not lake.file("abandoned.bin").exists_remotely()
+    assert not File("abandoned.bin", lake=lake).exists_remotely()
     _assert_nothing_local(lake)
     _write(lake, "abandoned.bin", b"second try")
     assert _read(lake, "abandoned.bin") == b"second try"
@@ -248,7 +248,7 @@ def test_a_failed_commit_at_close_leaves_nothing(make_lake: MakeLake) -> None:
     """``close()`` raises the commit's error (here: another machine made the uid) and keeps
     nothing, like the end of a ``with`` block."""
     slow, fast = make_lake("machine-a"), make_lake("machine-b")
-    handle = slow.file("raced.txt").open("w")
+    handle = File("raced.txt", lake=slow).open("w")
     handle.write("slow")
     _write(fast, "raced.txt", b"fast")
     with pytest.raises(FileExistsInLakeError, match="already exists"):
@@ -290,7 +290,7 @@ def test_a_writer_that_loses_a_race_keeps_nothing(make_lake: MakeLake) -> None:
     slow, fast = make_lake("machine-a"), make_lake("machine-b")
     with (
         pytest.raises(FileExistsInLakeError, match="already exists"),
-        slow.file("raced.txt").open("wb") as handle,
+        File("raced.txt", lake=slow).open("wb") as handle,
     ):
         handle.write(b"slow")
         _write(fast, "raced.txt", b"fast")
@@ -302,11 +302,11 @@ def test_an_exception_inside_the_with_block_leaves_nothing(lake: DataLake) -> No
     """A write whose block raises creates no local file, no lake object and no temp file."""
     with (
         pytest.raises(RuntimeError, match="interrupted"),
-        lake.file("broken/partial.bin").open("wb") as handle,
+        File("broken/partial.bin", lake=lake).open("wb") as handle,
     ):
         handle.write(b"x" * 100_000)
         raise RuntimeError("interrupted")
-    handle = lake.file("broken/partial.bin")
+    handle = File("broken/partial.bin", lake=lake)
     assert not handle.exists_locally()
     assert not handle.exists_remotely()
     _assert_nothing_local(lake)
@@ -333,7 +333,7 @@ def test_a_handle_sent_to_another_process_is_a_reference(
     lake's remote, never the sender's connections; the receiver uses its own lake there."""
     sender = make_lake("sender")
     _write(sender, "shared.txt", b"made by the sender")
-    handle = sender.file("shared.txt")
+    handle = File("shared.txt", lake=sender)
     assert handle.exists_locally()  # used: its lake holds SQLite connections and locks
 
     receiver = make_lake("receiver")  # another home on the same remote
@@ -352,7 +352,7 @@ def test_a_handle_sent_to_another_process_is_a_reference(
             email=TEST_EMAIL,
         )
         other = DataLake(elsewhere)
-        with other.file("shared.txt").open("wb") as mine:  # same uid, another lake
+        with File("shared.txt", lake=other).open("wb") as mine:  # same uid, another lake
             mine.write(b"made in the other lake")
         set_default_lake(other)  # the receiver's default lake is elsewhere
         received = pickle.loads(pickle.dumps(handle))
@@ -386,7 +386,7 @@ def test_a_handle_without_a_lake_stays_without_one() -> None:
 
 def test_uid_is_read_only(lake: DataLake) -> None:
     """A File's uid cannot be reassigned, and no other attribute can be added."""
-    handle = lake.file("fixed.txt")
+    handle = File("fixed.txt", lake=lake)
     with pytest.raises(AttributeError):
         handle.uid = "other.txt"  # type: ignore[misc]
     with pytest.raises(AttributeError):
@@ -401,7 +401,7 @@ def test_exists_download_and_local_path(make_lake: MakeLake) -> None:
     """exists_locally/exists_remotely track where the file is; download and local_path fetch it."""
     _write(make_lake("machine-a"), "state/f.txt", b"content")
     lake = make_lake("machine-b")
-    handle = lake.file("state/f.txt")
+    handle = File("state/f.txt", lake=lake)
     assert (handle.exists_locally(), handle.exists_remotely()) == (False, True)
     path = handle.download()
     assert path == lake.settings.storage_dir / "state" / "f.txt"
@@ -418,7 +418,7 @@ def test_info_reports_size_sha256_creation_and_originator(lake: DataLake) -> Non
     data = b"some bytes to describe\n" * 100
     before = datetime.now(timezone.utc)
     _write(lake, "described.bin", data)
-    info = lake.file("described.bin").info
+    info = File("described.bin", lake=lake).info
     assert info.uid == "described.bin"
     assert info.size == len(data)
     assert info.sha256 == hashlib.sha256(data).hexdigest()
@@ -444,12 +444,12 @@ def test_a_20_mb_file_round_trips(make_lake: MakeLake) -> None:
     chunks = [os.urandom(1024 * 1024) for _ in range(20)]
     digest = hashlib.sha256(b"".join(chunks)).hexdigest()
     writer = make_lake("machine-a")
-    with writer.file("big/20mb.bin").open("wb") as handle:
+    with File("big/20mb.bin", lake=writer).open("wb") as handle:
         for chunk in chunks:
             handle.write(chunk)
-    assert writer.file("big/20mb.bin").info.sha256 == digest
+    assert File("big/20mb.bin", lake=writer).info.sha256 == digest
     reader = make_lake("machine-b")
-    path = reader.file("big/20mb.bin").download()
+    path = File("big/20mb.bin", lake=reader).download()
     assert path.stat().st_size == 20 * 1024 * 1024
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
 
@@ -460,7 +460,7 @@ def test_seeking_while_writing_still_records_the_right_sha256(
 ) -> None:
     """Writes after a seek or a truncate are hashed as the bytes finally on disk."""
     writer = make_lake("machine-a")
-    with writer.file("edited.bin").open("wb") as handle:
+    with File("edited.bin", lake=writer).open("wb") as handle:
         handle.write(b"a" * 1000)
         if edit == "overwrite-start":
             handle.seek(0)
@@ -481,7 +481,7 @@ def test_seeking_while_writing_still_records_the_right_sha256(
             handle.seek(2000)
             handle.write(b"!")
             expected = b"a" * 1000 + b"\x00" * 1000 + b"!"
-    assert writer.file("edited.bin").info.sha256 == hashlib.sha256(expected).hexdigest()
+    assert File("edited.bin", lake=writer).info.sha256 == hashlib.sha256(expected).hexdigest()
     assert _read(make_lake("machine-b"), "edited.bin") == expected
 
 
@@ -494,28 +494,28 @@ def test_a_corrupted_local_copy_is_downloaded_again(
     """A cached file whose bytes changed is detected, reported, and replaced by the lake's copy."""
     _write(make_lake("machine-a"), "fragile.bin", b"0123456789" * 100)
     lake = make_lake("machine-b")
-    path = lake.file("fragile.bin").download()
+    path = File("fragile.bin", lake=lake).download()
     _flip_byte(path, offset=42)
     assert path.read_bytes() != b"0123456789" * 100
     assert _read(lake, "fragile.bin") == b"0123456789" * 100
     assert "local copy of fragile.bin is corrupted" in caplog.text
     assert stat.S_IMODE(path.stat().st_mode) == 0o444
-    assert lake.file("fragile.bin").local_path().read_bytes() == b"0123456789" * 100
+    assert File("fragile.bin", lake=lake).local_path().read_bytes() == b"0123456789" * 100
 
 
 def test_a_corrupted_local_copy_of_a_written_file_is_repaired(lake: DataLake) -> None:
     """The writer's own cached copy is verified as well, and repaired from the lake."""
     _write(lake, "own.txt", b"original content")
-    _flip_byte(lake.file("own.txt").local_path(), offset=0)
+    _flip_byte(File("own.txt", lake=lake).local_path(), offset=0)
     assert _read(lake, "own.txt") == b"original content"
 
 
 def test_a_cached_read_names_the_local_copy(lake: DataLake) -> None:
     """The handle of a cached read is an ordinary file: its name is the local copy's path."""
     _write(lake, "named/data.txt", "é\n".encode())
-    with lake.file("named/data.txt").open("r", encoding="utf-8") as handle:
+    with File("named/data.txt", lake=lake).open("r", encoding="utf-8") as handle:
         assert handle.read() == "é\n"
-        assert Path(handle.name) == lake.file("named/data.txt").local_path().resolve()
+        assert Path(handle.name) == File("named/data.txt", lake=lake).local_path().resolve()
 
 
 @pytest.mark.parametrize("remote", ["directory"], indirect=True)
@@ -526,7 +526,7 @@ def test_a_cached_copy_swapped_for_a_symlink_is_never_read(
     """A symlink put in local storage in place of a cached file (or of its folder), leading to
     an identical file outside, is refused: a read never leaves local storage."""
     _write(lake, "folder/secret.txt", b"same bytes")
-    copy = lake.file("folder/secret.txt").local_path()
+    copy = File("folder/secret.txt", lake=lake).local_path()
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.txt").write_bytes(b"same bytes")
@@ -554,12 +554,12 @@ def test_a_corrupted_lake_object_is_refused_and_never_cached(
     reader = make_lake("machine-b")
     with (
         pytest.raises(IntegrityError, match="corrupted"),
-        reader.file("tampered/data.bin").open("rb"),
+        File("tampered/data.bin", lake=reader).open("rb"),
     ):
         pass
     with pytest.raises(IntegrityError, match="corrupted"):
-        reader.file("tampered/data.bin").download()
-    assert not reader.file("tampered/data.bin").exists_locally()
+        File("tampered/data.bin", lake=reader).download()
+    assert not File("tampered/data.bin", lake=reader).exists_locally()
     _assert_nothing_local(reader)
 
 

@@ -33,13 +33,13 @@ def test_importing_radops_loads_no_heavy_dependency() -> None:
 _DIRECTORY_LAKE = """
 import json, sys
 from pathlib import Path
-from radops.data_lake import DataLake
+from radops.data_lake import DataLake, File
 from radops.settings import Settings
 root = Path(sys.argv[1])
 lake = DataLake(Settings.load(env={}, home=root / "home", remote=str(root / "lake"), email="e@x"))
-with lake.file("a.txt").open("w") as handle:
+with File("a.txt", lake=lake).open("w") as handle:
     handle.write("x")
-with lake.file("a.txt").open() as handle:
+with File("a.txt", lake=lake).open() as handle:
     assert handle.read() == "x"
 lake.local.close()
 print(json.dumps(sorted(sys.modules)))

@@ -52,7 +52,7 @@ def exclaim(f: File, output_uid: str, marks: int = 1) -> File:
 
 def _pipeline(lake: DataLake) -> None:
     """raw.txt (written directly) -> upper.txt -> loud.txt."""
-    with lake.file("raw.txt").open("w") as handle:
+    with File("raw.txt", lake=lake).open("w") as handle:
         handle.write("hello")
     upper(File("raw.txt", lake=lake), output_uid="upper.txt")
     loud = exclaim(File("upper.txt", lake=lake), output_uid="loud.txt", marks=2)
@@ -333,7 +333,7 @@ def test_rm_cascade_asks_first(piped: DataLake, cli_env: dict[str, str]) -> None
 
 def test_file_delete(piped: DataLake) -> None:
     """File.delete() removes the file and records it: it no longer has a creation."""
-    file = piped.file("loud.txt")
+    file = File("loud.txt", lake=piped)
     assert file.exists_locally()
     file.delete()
     assert not file.exists_remotely()
@@ -342,7 +342,7 @@ def test_file_delete(piped: DataLake) -> None:
     with pytest.raises(FileNotInLakeError):
         file.delete()
     # A new file may take the freed uid; its lineage is the new creation.
-    with piped.file("loud.txt").open("w") as handle:
+    with File("loud.txt", lake=piped).open("w") as handle:
         handle.write("again")
     recreated = piped.lineage.creation_of("loud.txt")
     assert recreated is not None
@@ -437,7 +437,7 @@ def test_add_url_records_the_url(lake: DataLake, cli_env: dict[str, str], http_f
     """`datalake add URL`: the input dataset is the URL (namespace scheme://host:port)."""
     url = f"{http_files}/table.csv"
     _ok(_invoke(cli_env, "datalake", "add", url, "table.csv"))
-    with lake.file("table.csv").open() as handle:
+    with File("table.csv", lake=lake).open() as handle:
         assert handle.read() == "x,y\n3,4\n"
     [event] = json.loads(
         _ok(_invoke(cli_env, "datalake", "lineage", "table.csv", "--json")).stdout
@@ -481,7 +481,7 @@ def test_url_credentials_and_signatures_stay_out_of_lineage(
 @pytest.mark.parametrize("remote", ["directory"], indirect=True)
 def test_each_command_logs_to_its_own_stderr(lake: DataLake, cli_env: dict[str, str]) -> None:
     """radops' log records reach the stderr of the command running now, not the first one's."""
-    with lake.file("kept.txt").open("w") as handle:
+    with File("kept.txt", lake=lake).open("w") as handle:
         handle.write("original")
     _ok(_invoke(cli_env, "datalake", "ls"))  # an earlier command in the same process
     path = lake.local.path("kept.txt")

@@ -33,12 +33,13 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from radops.cli.app import app
-from radops.cli.pictures import dot, html_page, mermaid, safe_link
 from radops.cli.render import summarize
 from radops.data_lake import File, file_creator
 from radops.lake import DataLake
 from radops.lineage.events import radops_facet
-from radops.lineage.graph import FileNode, LineageGraph, RunNode, build_graph, file_key
+from radops.lineage.graph import LineageGraph, build_graph, file_key
+from radops.lineage.nodes import FileNode, RunNode
+from radops.lineage.pictures import dot, html_page, mermaid, safe_link
 from tests.conftest import TEST_EMAIL
 
 MODULE = __name__
@@ -73,7 +74,7 @@ def step3(f: File, output_uid: str, note: str = "") -> File:
 
 def _pipeline(lake: DataLake, last: str = "c.txt", note: str = "") -> None:
     """raw.txt (written directly) -> a.txt -> b.txt -> ``last``."""
-    with lake.file("raw.txt").open("w") as handle:
+    with File("raw.txt", lake=lake).open("w") as handle:
         handle.write("raw")
     step1(File("raw.txt", lake=lake), output_uid="a.txt")
     step2(File("a.txt", lake=lake), output_uid="b.txt", factor=3)

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from radops.data_lake import File
 from radops.lake import DataLake
 from radops.settings import Settings
 from radops.stores.s3 import S3Store
@@ -65,7 +66,7 @@ def test_listing_order_follows_the_store(lake):
     """
     uids = ["a/b", "a-b", "a0", "b"]
     for uid in uids:
-        with lake.file(uid).open("w") as handle:
+        with File(uid, lake=lake).open("w") as handle:
             handle.write(uid)
     keys = [meta.key for meta in lake.files()]
     if lake.settings.remote.startswith("s3://"):

@@ -116,7 +116,7 @@ def test_events_are_accepted_and_every_run_ends_completed(
     """Marquez answers 201 to each event; each run is COMPLETED; a call is a job of its own,
     named after the function and the call."""
     lake = _machine(make_lake, "a", proxy.url, lineage_namespace)
-    with lake.file("words.txt").open("w") as handle:
+    with File("words.txt", lake=lake).open("w") as handle:
         handle.write("hello marquez")
     shout(File("words.txt", lake=lake), output_uid="loud.txt")
     _delivered(lake)
@@ -145,7 +145,7 @@ def test_a_failed_call_is_a_failed_run_in_marquez(
 ) -> None:
     """A call that raises is a FAILED run (``GET /jobs/runs/{id}`` answers 200), with its error."""
     lake = _machine(make_lake, "a", marquez.url, lineage_namespace)
-    with lake.file("n.txt").open("w") as handle:
+    with File("n.txt", lake=lake).open("w") as handle:
         handle.write("n")
     with pytest.raises(ValueError, match="zero"):
         scale(File("n.txt", lake=lake), 0)
@@ -165,7 +165,7 @@ def test_dataset_versions_name_the_run_that_made_them(
     """A file's dataset version has ``createdByRun``; a local input (and a lake file whose
     creation Marquez never heard of) has versions with ``createdByRun: null``."""
     quiet = make_lake("no-marquez")  # made without Marquez: its events never reach it
-    with quiet.file("early.txt").open("w") as handle:
+    with File("early.txt", lake=quiet).open("w") as handle:
         handle.write("made before Marquez was configured")
     lake = _machine(make_lake, "a", marquez.url, lineage_namespace)
     source = tmp_path / "local.csv"
@@ -195,7 +195,7 @@ def test_run_facets_in_marquez_carry_the_creation(
     """Marquez keeps radops' run facet, the processing engine, the job type and the source, and
     the producer names radops' version."""
     lake = _machine(make_lake, "a", marquez.url, lineage_namespace)
-    with lake.file("in.txt").open("w") as handle:
+    with File("in.txt", lake=lake).open("w") as handle:
         handle.write("abc")
     scale(File("in.txt", lake=lake), 2, note="a\x00b")
     _delivered(lake)
@@ -228,7 +228,7 @@ def test_lineage_and_info_are_read_from_marquez(
     """On a machine whose index is empty, `datalake lineage` and `info` answer from Marquez:
     the dataset's versions, then the creating run and its job facets."""
     lake = _machine(make_lake, "machine-a", proxy.url, lineage_namespace)
-    with lake.file("words.txt").open("w") as handle:
+    with File("words.txt", lake=lake).open("w") as handle:
         handle.write("hello marquez")
     shout(File("words.txt", lake=lake), output_uid="loud.txt")
     _delivered(lake)
@@ -267,7 +267,7 @@ def test_a_second_machine_skips_on_marquez_answer(
     """Implicit outputs: Marquez's runs of the call's job decide the skip; the objects are
     still checked in the lake."""
     first = _machine(make_lake, "machine-a", proxy.url, lineage_namespace)
-    with first.file("text.txt").open("w") as handle:
+    with File("text.txt", lake=first).open("w") as handle:
         handle.write("abcdef")
     made = halves(File("text.txt", lake=first))
     _delivered(first)
@@ -293,7 +293,7 @@ def test_every_file_has_its_full_lineage_in_the_web_ui_graph(
     its creating job and all its inputs, transitively: a sweep of one function over several
     values, a failed call in between, and a step that joins two results."""
     lake = _machine(make_lake, "a", marquez.url, lineage_namespace)
-    with lake.file("raw.txt").open("w") as handle:
+    with File("raw.txt", lake=lake).open("w") as handle:
         handle.write("ab")
     made = {}
     for factor in (1, 2, 0, 3):
@@ -343,7 +343,7 @@ def test_digit_first_keys_get_names_the_web_ui_can_open(
         )
     )
     try:
-        with lake.file("2024/raw.txt").open("w") as handle:
+        with File("2024/raw.txt", lake=lake).open("w") as handle:
             handle.write("dated")
         _delivered(lake)
         namespace, name = lake.store.dataset("2024/raw.txt")
@@ -362,7 +362,7 @@ def test_marquez_killed_and_restarted_mid_pipeline_loses_nothing(
     """Marquez dies (SIGKILL) between steps: creations go on, their events wait; once it is
     back, one flush sends them, and every run ends COMPLETED in Marquez."""
     lake = _machine(make_lake, "a", marquez.url, lineage_namespace, lineage_timeout=2)
-    with lake.file("seed.txt").open("w") as handle:
+    with File("seed.txt", lake=lake).open("w") as handle:
         handle.write("x")
     current = File("seed.txt", lake=lake)
     for factor in (2, 3):
@@ -411,7 +411,7 @@ def test_replay_into_a_fresh_marquez_sends_each_event_once(
     """`lineage replay --to URL` fills a Marquez that never heard of the lake; replaying again
     sends nothing: radops asks Marquez which runs it holds. ``--all`` sends every event."""
     lake = make_lake("machine-a", namespace=lineage_namespace)  # no Marquez while it ran
-    with lake.file("words.txt").open("w") as handle:
+    with File("words.txt", lake=lake).open("w") as handle:
         handle.write("history")
     shout(File("words.txt", lake=lake), output_uid="loud.txt")
     runs = {e["run"]["runId"] for e in lake.lineage.index.events()}
@@ -460,7 +460,7 @@ def test_refused_events_are_set_aside_and_never_block_the_queue(
     aside with Marquez's answer, listed by `lineage rejected`, and the others are delivered."""
     lake = _machine(make_lake, "a", marquez.url, lineage_namespace)
     outbox = lake.lineage.outbox
-    with lake.file("first.txt").open("w") as handle:
+    with File("first.txt", lake=lake).open("w") as handle:
         handle.write("1")
     _delivered(lake)
     [template] = [e for e in lake.lineage.index.events() if e["eventType"] == "COMPLETE"]
@@ -478,7 +478,7 @@ def test_refused_events_are_set_aside_and_never_block_the_queue(
     outbox.put(bad_namespace)
     outbox.put(nul)
     for n in range(3):
-        with lake.file(f"ok-{n}.txt").open("w") as handle:
+        with File(f"ok-{n}.txt", lake=lake).open("w") as handle:
             handle.write(str(n))
     outbox.close()
     outbox.wait(60)
@@ -522,7 +522,7 @@ def test_radops_sends_nothing_marquez_must_refuse(
     from radops.urls import public_url
 
     lake = _machine(make_lake, "a", marquez.url, lineage_namespace)
-    with lake.file("in.txt").open("w") as handle:
+    with File("in.txt", lake=lake).open("w") as handle:
         handle.write("x")
     scale(File("in.txt", lake=lake), 1, note="nul\x00here")
     with pytest.raises(ValueError, match="zero"):
@@ -614,7 +614,7 @@ def test_scripts_with_functions_of_one_name_are_different_jobs(
         )
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     lake = _machine(make_lake, "a", marquez.url, lineage_namespace)
-    with lake.file("in.txt").open("w") as handle:
+    with File("in.txt", lake=lake).open("w") as handle:
         handle.write("data")
     env = process_env(lake, marquez_url=marquez.url, namespace=lineage_namespace)
     uids = []
@@ -659,7 +659,7 @@ def test_the_api_key_reaches_an_authenticating_proxy_and_is_never_logged(
     try:
         with caplog.at_level(logging.DEBUG, logger="radops"):
             lake = _machine(make_lake, "a", guard.url, lineage_namespace, marquez_api_key=key)
-            with lake.file("words.txt").open("w") as handle:
+            with File("words.txt", lake=lake).open("w") as handle:
                 handle.write("secret-free")
             shout(File("words.txt", lake=lake), output_uid="loud.txt")
             _delivered(lake)
@@ -688,7 +688,7 @@ def test_replay_to_another_url_sends_a_key_only_when_asked(
     """The configured key belongs to the configured Marquez: `replay --to URL` sends none, unless
     ``--api-key-env NAME`` names the variable that holds that URL's key."""
     lake = make_lake("machine-a", namespace=lineage_namespace)
-    with lake.file("words.txt").open("w") as handle:
+    with File("words.txt", lake=lake).open("w") as handle:
         handle.write("x")
     mine, theirs = f"mine-{uuid.uuid4().hex}", f"theirs-{uuid.uuid4().hex}"
     guard = MarquezProxy(marquez.url, require_key=theirs)

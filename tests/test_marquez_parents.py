@@ -142,7 +142,7 @@ def test_nested_steps_in_an_airflow_task_are_filed_under_it(
     monkeypatch.setenv("OPENLINEAGE_ROOT_PARENT_ID", f"{airflow}/wine_dag/{dag_run}")
 
     lake = _machine(make_lake, marquez.url, lineage_namespace)
-    with lake.file("in.txt").open("w") as handle:
+    with File("in.txt", lake=lake).open("w") as handle:
         handle.write("abc")
     made = outer(File("in.txt", lake=lake))
     _delivered(lake)
@@ -199,7 +199,7 @@ def test_a_parent_marquez_never_heard_of_is_made_in_radops_namespace(
     it, and files the radops job under it."""
     flow_run = str(uuid.uuid4())
     lake = _machine(make_lake, marquez.url, lineage_namespace)
-    with lake.file("in.txt").open("w") as handle:
+    with File("in.txt", lake=lake).open("w") as handle:
         handle.write("abc")
     with radops.parent_run("prefect", "wine-flow", flow_run):
         inner(File("in.txt", lake=lake))

@@ -369,7 +369,7 @@ def test_every_exchange_of_a_pipeline_matches_the_spec(
         source = tmp_path / "local.csv"
         source.write_text("a,b\n1,2\n")
         lake.add_file(source, "data.csv", move=False)
-        with lake.file("dir/words.txt").open("w") as handle:
+        with File("dir/words.txt", lake=lake).open("w") as handle:
             handle.write("hello marquez")
         shout(File("dir/words.txt", lake=lake), output_uid="dir/loud.txt")
         doubled = double(File("data.csv", lake=lake))

@@ -15,9 +15,9 @@ import nbclient
 import nbformat
 import pytest
 
-from radops.cli.pictures import html_page
 from radops.data_lake import File, file_creator
 from radops.lake import DataLake
+from radops.lineage.pictures import html_page
 from tests.conftest import TEST_EMAIL
 
 HOSTILE = '</script><img src="https://evil.example/x.png" onerror="alert(1)">&amp;'

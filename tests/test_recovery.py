@@ -20,9 +20,11 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from radops import writers
+from radops.data_lake import File
 from radops.errors import FileExistsInLakeError
-from radops.lake import RUN_KEY, CreationState, DataLake
+from radops.lake import DataLake
 from radops.lineage.events import uuid7
+from radops.objects import RUN_KEY, CreationState
 from radops.repair import repair
 from tests.conftest import MakeLake, process_env
 
@@ -101,7 +103,7 @@ def test_a_writer_on_another_machine_is_presumed_alive(lake: DataLake) -> None:
 def test_repair_removes_abandoned_objects_and_a_dry_run_only_reports(
     lake: DataLake, cli_env: dict[str, str]
 ) -> None:
-    with lake.file("kept.txt").open("w") as handle:
+    with File("kept.txt", lake=lake).open("w") as handle:
         handle.write("recorded")
     _unrecorded(lake, "half.txt", _dead_writer())
 
@@ -118,7 +120,7 @@ def test_repair_removes_abandoned_objects_and_a_dry_run_only_reports(
 
 
 def test_repair_records_the_loss_of_a_recorded_file_gone_from_the_lake(lake: DataLake) -> None:
-    with lake.file("lost.txt").open("w") as handle:
+    with File("lost.txt", lake=lake).open("w") as handle:
         handle.write("soon gone")
     lake.store.delete("lost.txt")  # behind radops' back
     assert repair(lake).lost == ("lost.txt",)
@@ -134,7 +136,7 @@ def test_add_replaces_an_abandoned_object_but_never_a_recorded_one(
     source.write_text("the real thing")
     _unrecorded(lake, "data.txt", _dead_writer())
     lake.add_file(source, "data.txt")
-    with lake.file("data.txt").open("r") as handle:
+    with File("data.txt", lake=lake).open("r") as handle:
         assert handle.read() == "the real thing"
     with pytest.raises(FileExistsInLakeError):
         lake.add_file(source, "data.txt")
@@ -194,6 +196,6 @@ def test_a_rerun_recovers_outputs_uploaded_by_a_killed_run(
     assert {lake.creation_state(m.key) for m in lake.files()} == {CreationState.RECORDED}
     from tests.reliability import crash_pipeline as pipeline
 
-    with lake.file(pipeline.combined_uid(7)).open("r") as handle:
+    with File(pipeline.combined_uid(7), lake=lake).open("r") as handle:
         assert handle.read() == pipeline.summary(7000, size)
     assert repair(lake, dry_run=True).abandoned == ()

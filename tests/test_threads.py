@@ -103,9 +103,9 @@ def file_in_a_plain_thread(n: int) -> File:
 
 
 def _put(lake: DataLake, uid: str, text: str) -> File:
-    with lake.file(uid).open("w") as handle:
+    with File(uid, lake=lake).open("w") as handle:
         handle.write(text)
-    return lake.file(uid)
+    return File(uid, lake=lake)
 
 
 def _in_threads(tasks: list[Callable[[], Any]]) -> list[Any]:
@@ -161,7 +161,7 @@ def test_threads_creating_and_reading_files_each_see_whole_files(
                 unrecorded += 1
         # Every thread reads every file of a few, the first reads downloading it meanwhile.
         for uid in uids[:3]:
-            file = reader.file(uid)
+            file = File(uid, lake=reader)
 
             def read(i: int, uid: str = uid, file: File = file) -> bool:
                 if i % 2:

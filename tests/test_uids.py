@@ -264,7 +264,7 @@ def test_a_symlink_in_a_directory_lake_never_leads_writes_outside(tmp_path: Path
     )
     with (
         pytest.raises(LocalStorageError, match="symlink"),
-        lake.file("shared/x.txt").open("w") as handle,
+        File("shared/x.txt", lake=lake).open("w") as handle,
     ):
         handle.write("escape")
     assert list(outside.iterdir()) == []

@@ -177,7 +177,7 @@ def add(
     if is_url(source):
         if copy or move:
             abort("--copy and --move do not apply to a URL", code=2)
-        from radops.urls import redact_url
+        from radops.redact import redact_url
 
         target = join_prefix(prefix, uid or url_name(source))
         with progress_bar("downloading", redact_url(source), None) as progress:
@@ -243,8 +243,9 @@ def info(
     One line per field, the key then its value: uid, size, sha256, created, where the file
     is, its metadata (originator, radops-version...) and how it was made.
     """
-    data_lake = lake(ctx)
-    file = data_lake.file(uid)
+    from radops.file import File
+
+    file = File(uid, lake=lake(ctx))
     details = file.info
     event = details.creation
     summary = None
@@ -509,8 +510,8 @@ def lineage(
             abort(f"{uid!r} is not in the data lake {data_lake.store.url}")
         abort(f"{uid!r} has no creation record in {data_lake.store.url}")
     if fmt is not Picture.text:
-        from radops.cli.pictures import render
         from radops.lineage.graph import build_graph
+        from radops.lineage.pictures import render
 
         graph = build_graph(
             uid,

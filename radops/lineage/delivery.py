@@ -41,6 +41,7 @@ import attrs
 from radops.errors import RadopsError
 from radops.lineage.events import uuid7
 from radops.private import make_private_dir
+from radops.redact import redact_url
 
 if TYPE_CHECKING:
     from radops.settings import Settings
@@ -490,8 +491,6 @@ def _write_strikes(path: Path, count: int, taken: bool) -> None:
 
 def describe_transport(transport: Transport | None) -> str:
     """A transport as messages name it: its URL without credentials, or its kind."""
-    from radops.urls import redact_url
-
     if transport is None:
         return "(none)"
     url = getattr(transport, "url", None)

@@ -44,6 +44,7 @@ __all__ = [
     "function_of",
     "producer",
     "radops_facet",
+    "recorded_sha256",
     "uuid7",
 ]
 
@@ -122,6 +123,32 @@ def function_of(event: Mapping[str, Any]) -> str:
     if isinstance(function, str) and function:
         return function
     return str(event.get("job", {}).get("name", ""))
+
+
+def recorded_sha256(
+    record: Mapping[str, Any], uid: str, lake_dataset: tuple[str, str]
+) -> str | None:
+    """The sha256 ``record`` gives for its input ``uid``: from radops' facet, else from the
+    ``version`` facet of the input dataset ``lake_dataset`` (the uid's namespace and name in
+    this lake), else of the one input whose name ends in ``/<uid>`` (a directory lake mounted
+    elsewhere)."""
+    versions = radops_facet(record).get("inputSha256", {})
+    if isinstance(versions, Mapping) and isinstance(versions.get(uid), str):
+        return str(versions[uid])
+    namespace, name = lake_dataset
+    exact: list[str] = []
+    suffixed: list[str] = []
+    for dataset in record.get("inputs", []):
+        version = dataset.get("facets", {}).get("version", {}).get("datasetVersion")
+        if not isinstance(version, str):
+            continue
+        if dataset.get("namespace") == namespace and dataset.get("name") == name:
+            exact.append(version)
+        elif str(dataset.get("name", "")).endswith("/" + uid):
+            suffixed.append(version)
+    if exact:
+        return exact[0]
+    return suffixed[0] if len(set(suffixed)) == 1 else None
 
 
 @attrs.frozen

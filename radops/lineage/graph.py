@@ -2,8 +2,9 @@
 
 Nodes are files and runs (one creation each: a job, its parameters, who ran it, where its code
 is); edges go from each input file to the run that read it and from each run to the files it
-made. Where the events come from is the caller's business: :func:`build_graph` takes the two
-lookups it needs as callables (the embedded index today, another lineage backend tomorrow).
+made (:mod:`radops.lineage.nodes`). Where the events come from is the caller's business:
+:func:`build_graph` takes the two lookups it needs as callables (the embedded index today,
+another lineage backend tomorrow).
 """
 
 from __future__ import annotations
@@ -13,13 +14,11 @@ from typing import Any
 
 import attrs
 
+from radops.lineage.nodes import Edge, FileNode, Node, RunNode
+
 __all__ = [
     "CreationOf",
-    "Edge",
-    "FileNode",
     "LineageGraph",
-    "Node",
-    "RunNode",
     "RunsUsing",
     "build_graph",
     "external_key",
@@ -32,54 +31,6 @@ CreationOf = Callable[[str], Event | None]
 """``creation_of(uid)``: the COMPLETE event that created ``uid``, or None."""
 RunsUsing = Callable[[str], Sequence[Event]]
 """``runs_using(uid)``: the COMPLETE events of the runs that read ``uid``."""
-
-
-@attrs.frozen
-class FileNode:
-    """A file: a uid of the lake, or an input from outside it (a URL, a local file)."""
-
-    key: str
-    name: str
-    external: bool = False
-
-    @property
-    def kind(self) -> str:
-        """``"file"``, or ``"external"`` for inputs from outside the lake."""
-        return "external" if self.external else "file"
-
-
-@attrs.frozen
-class RunNode:
-    """One run of a creation method: what ran, with which parameters, by whom, when."""
-
-    key: str
-    run_id: str
-    job: str
-    event_time: str
-    originator: str | None
-    parameters: dict[str, Any]
-    code_url: str | None  # a web link to the code, or None
-    code_warning: str | None
-    radops_version: str | None
-    deleted: bool = False  # the run is a deletion (``radops datalake rm``)
-    code_text: str = "not recorded"  # the code in one line (CreationSummary.code_description)
-    code_note: str | None = None  # a note beside a link: it may not show the code that ran
-
-    @property
-    def kind(self) -> str:
-        """Always ``"run"``."""
-        return "run"
-
-
-Node = FileNode | RunNode
-
-
-@attrs.frozen
-class Edge:
-    """An arrow: input file -> run, or run -> output file (node keys)."""
-
-    source: str
-    target: str
 
 
 @attrs.frozen

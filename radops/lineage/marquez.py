@@ -20,7 +20,7 @@ from urllib.parse import quote
 from radops.errors import RadopsError
 from radops.lineage.events import function_of, radops_facet
 from radops.lineage.naming import DELETION_JOBS
-from radops.urls import redact_in, redact_url
+from radops.redact import redact_in, redact_url
 
 __all__ = ["MarquezClient", "MarquezError", "MarquezIndex", "node_id"]
 

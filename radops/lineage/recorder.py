@@ -27,6 +27,7 @@ from radops.lineage.events import Creation, build_event, event_to_dict
 from radops.lineage.index import LineageIndex
 from radops.lineage.records import CLOCK_SKEW_MARGIN, LakeRecords, RecordName
 from radops.lineage.validate import check_event, fit_record, holds_together
+from radops.objects import RUN_KEY
 
 if TYPE_CHECKING:
     from radops.lineage.marquez import MarquezIndex
@@ -155,8 +156,6 @@ class LineageRecorder:
         not in the lake, was not made by a radops run, or no readable record of its run names
         it (a record that only claims the file, whatever its time, is no answer).
         """
-        from radops.lake import RUN_KEY
-
         if meta is None:
             meta = self.store.head(uid)
         if meta is None:

@@ -272,7 +272,7 @@ class S3Store:
 
     def _endpoint(self) -> str | None:
         """The endpoint as messages show it: never a password it may hold."""
-        from radops.urls import redact_url
+        from radops.redact import redact_url
 
         return redact_url(self.endpoint_url) if self.endpoint_url else None
 
@@ -395,7 +395,7 @@ class S3Store:
             return StoreError(f"cannot {action} {what} in {self.url}: {code}")
         reason = str(exc)
         if self.endpoint_url:  # botocore repeats the endpoint URL: never its password
-            from radops.urls import redact_in
+            from radops.redact import redact_in
 
             reason = redact_in(reason, self.endpoint_url)
         return StoreError(

@@ -16,9 +16,10 @@ import sys
 import attrs
 
 from radops import writers
-from radops.lake import RUN_KEY, DataLake
+from radops.lake import DataLake
 from radops.lineage.events import uuid7
 from radops.lineage.naming import WRITE_JOB
+from radops.objects import RUN_KEY
 
 DATA = b"written in another PID namespace"
 

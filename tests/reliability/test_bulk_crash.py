@@ -29,8 +29,10 @@ from pathlib import Path
 
 import pytest
 
+from radops.data_lake import File
 from radops.errors import IntegrityError
-from radops.lake import CreationState, DataLake
+from radops.lake import DataLake
+from radops.objects import CreationState
 from radops.repair import repair
 from radops.settings import Settings
 from tests.conftest import TEST_EMAIL, process_env
@@ -231,7 +233,7 @@ def test_a_killed_bulk_add_is_all_or_nothing_and_reruns_to_completion(
         if _states(machine, list(expected)) != Counter({CreationState.RECORDED: FILES}):
             trial.lose_event(prefix, "after the rerun, not every file is recorded")
         for uid, data in expected.items():
-            with machine.file(uid).open("rb") as handle:
+            with File(uid, lake=machine).open("rb") as handle:
                 if handle.read() != data:
                     trial.lose_data(uid, "holds other bytes than the file added")
     leftover = repair(machine, dry_run=True)

@@ -21,8 +21,10 @@ import attrs
 import pytest
 
 from radops.cache import LocalStorage
-from radops.lake import RUN_KEY, DataLake
+from radops.data_lake import File
+from radops.lake import DataLake
 from radops.lineage.events import function_of
+from radops.objects import RUN_KEY
 from radops.settings import Settings
 from tests.conftest import TEST_EMAIL, process_env
 from tests.reliability.tally import Tally, Trial
@@ -131,7 +133,7 @@ def _check_race(trial: Trial, observer: DataLake, results: list[dict[str, Any]])
         run_id = data_meta.metadata.get(RUN_KEY)
         if summary_meta.metadata.get(RUN_KEY) != run_id:
             trial.fail("the two outputs in the lake come from different runs: no one winner")
-        with observer.file(summary_uid).open("r") as handle:
+        with File(summary_uid, lake=observer).open("r") as handle:
             winner_summary = handle.read()
         if winner_summary != data_meta.sha256:
             trial.lose_data(summary_uid, "the summary does not describe the data beside it")

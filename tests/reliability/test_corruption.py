@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from radops.data_lake import File
 from radops.errors import IntegrityError, RadopsError
 from radops.lake import DataLake
 from tests.conftest import MakeLake
@@ -40,12 +41,12 @@ def run(env: Mapping[str, str | None], *args: str, code: int = 0) -> Result:
 
 
 def _write(lake: DataLake, uid: str, data: bytes = DATA) -> None:
-    with lake.file(uid).open("wb") as handle:
+    with File(uid, lake=lake).open("wb") as handle:
         handle.write(data)
 
 
 def _read(lake: DataLake, uid: str) -> bytes:
-    with lake.file(uid).open("rb") as handle:
+    with File(uid, lake=lake).open("rb") as handle:
         return handle.read()
 
 
@@ -138,7 +139,10 @@ def test_a_corrupted_lake_object_is_reported_and_never_cached(
     fresh = make_lake("machine-b")
     verified = fresh.verify("tampered/data.bin")
     assert (verified.remote, verified.local) == ("corrupted", "absent")
-    with pytest.raises(IntegrityError, match="corrupted"), fresh.file("tampered/data.bin").open():
+    with (
+        pytest.raises(IntegrityError, match="corrupted"),
+        File("tampered/data.bin", lake=fresh).open(),
+    ):
         pass
     assert _files_under(fresh.settings.storage_dir) == []
     assert _files_under(fresh.settings.tmp_dir) == []

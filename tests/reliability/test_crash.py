@@ -27,8 +27,10 @@ from pathlib import Path
 import attrs
 import pytest
 
+from radops.data_lake import File
 from radops.errors import IntegrityError, RadopsError
-from radops.lake import CreationState, DataLake
+from radops.lake import DataLake
+from radops.objects import CreationState
 from radops.repair import repair
 from radops.settings import Settings
 from tests.conftest import TEST_EMAIL, process_env
@@ -168,7 +170,7 @@ def _outputs_are_right(
     """Every output the rerun returned holds the bytes its parameters call for."""
     for uid, data in zip(outputs, expected, strict=True):
         try:
-            with lake.file(uid).open("rb") as handle:
+            with File(uid, lake=lake).open("rb") as handle:
                 found = handle.read()
         except (RadopsError, OSError) as exc:
             trial.lose_data(uid, f"cannot be read: {type(exc).__name__}: {exc}")

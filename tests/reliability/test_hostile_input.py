@@ -89,7 +89,7 @@ def test_a_body_within_the_limit_is_added(make_lake: MakeLake, hostile: str) -> 
     """A body of exactly download_max_bytes is added, through a same-scheme redirect too."""
     lake = make_lake(download_max_bytes=len(BODY))
     lake.add_url(f"{hostile}/to-ok", "ok.bin")
-    with lake.file("ok.bin").open("rb") as handle:
+    with File("ok.bin", lake=lake).open("rb") as handle:
         assert handle.read() == BODY
 
 

@@ -48,8 +48,9 @@ from radops.cli.app import app
 from radops.data_lake import File
 from radops.errors import FileExistsInLakeError, FileNotInLakeError, InvalidUidError
 from radops.escape import shown
-from radops.lake import RUN_KEY, CreationState, DataLake
+from radops.lake import DataLake
 from radops.lineage.events import Creation, DatasetRef, uuid7
+from radops.objects import RUN_KEY, CreationState
 from radops.repair import repair
 from radops.uids import uid_problem
 from tests.capabilities import need
@@ -159,7 +160,7 @@ class Checks:
                 trial.lose_data(shown(key), "the planted key is gone")
         for uid, text in files.items():
             try:
-                with lake.file(uid).open("r") as handle:
+                with File(uid, lake=lake).open("r") as handle:
                     if handle.read() != text:
                         trial.lose_data(uid, "it reads back different bytes")
             except FileNotInLakeError:
@@ -200,7 +201,7 @@ def plant(lake: DataLake, request: pytest.FixtureRequest) -> list[str]:
 
 
 def write(lake: DataLake, uid: str, text: str = "sound") -> None:
-    with lake.file(uid).open("w") as handle:
+    with File(uid, lake=lake).open("w") as handle:
         handle.write(text)
 
 
@@ -661,7 +662,7 @@ def test_uids_that_lead_to_a_fifo_are_refused_before_any_path(
     last = tally.trial("afterwards")
     if tmp.exists():
         last.fail(f"{tmp} was written")
-    with lake.file("real.txt").open("r") as handle:
+    with File("real.txt", lake=lake).open("r") as handle:
         if handle.read() != "real":
             last.lose_data("real.txt", "it reads back different bytes")
     report(
@@ -718,7 +719,7 @@ def test_a_fifo_in_place_of_a_cached_file_is_replaced_by_the_lake_copy(
     path = other.local.root / "data" / "planted.txt"
     path.unlink()
     os.mkfifo(path)
-    with other.file("data/planted.txt").open("r") as handle:
+    with File("data/planted.txt", lake=other).open("r") as handle:
         assert handle.read() == "from the lake"
     assert path.is_file() and not path.is_fifo()
 

@@ -46,6 +46,7 @@ import pytest
 from typer.testing import CliRunner
 
 from radops.cli.app import app
+from radops.data_lake import File
 from radops.lake import DataLake
 from radops.lineage.delivery import ANSWER_TIMEOUT, EXIT_WAIT
 from tests.conftest import MakeLake
@@ -406,7 +407,7 @@ def run_trial(
     # 2. Slow: a long-lived process (this one, another home) and a short-lived one make files.
     endpoint.switch("slow")
     patient = make_lake(f"trial-{trial}/machine-b", marquez_url=endpoint.url)
-    with patient.file(f"t{trial}/patient.txt").open("w") as handle:
+    with File(f"t{trial}/patient.txt", lake=patient).open("w") as handle:
         handle.write("made while the endpoint is slow")
     slow = finish(start_child(script, env, f"t{trial}/slow"))
     slow_posts = [a.key for a in endpoint.attempts if a.mode == "slow" and a.method == "POST"]

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from radops.data_lake import File
 from radops.lake import DataLake
 from tests.capabilities import need
 from tests.conftest import MakeLake
@@ -291,7 +292,7 @@ def test_a_read_only_local_disk_fails_cleanly(
     """EROFS under a home in use: 'read-only' naming the home; home and lake as they were."""
     home = tmp_path / "ro-home"
     used = make_lake("ro-home")  # storage, tmp, the indexes: a home that has been in use
-    with used.file("disk/seed.bin").open("wb") as handle:
+    with File("disk/seed.bin", lake=used).open("wb") as handle:
         handle.write(b"seed")
     used.lineage.close()
     used.local.close()
@@ -315,7 +316,7 @@ def test_a_read_only_local_disk_fails_cleanly(
         # A file_creator's FAIL record goes to the lake (the local index, a cache, cannot take
         # it on a read-only home: a warning says so).
         _compare_lake(trial, observer, before, op)
-    with used.file("disk/seed.bin").open("rb") as handle:  # the home still works
+    with File("disk/seed.bin", lake=used).open("rb") as handle:  # the home still works
         if handle.read() != b"seed":
             tally.trials[-1].lose_data("disk/seed.bin", "read through radops afterwards")
     report(

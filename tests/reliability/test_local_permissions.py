@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from radops.data_lake import File
 from radops.lake import DataLake
 from tests.conftest import MakeLake
 
@@ -39,7 +40,7 @@ def test_local_state_is_owner_only(make_lake: MakeLake) -> None:
     lake: DataLake = make_lake(
         "private", marquez_url=f"http://127.0.0.1:{_closed_port()}", lineage_timeout=1
     )
-    with lake.file("nested/raw.txt").open("w") as handle:
+    with File("nested/raw.txt", lake=lake).open("w") as handle:
         handle.write("hello")
     lake.lineage.sync()
     home = lake.settings.home

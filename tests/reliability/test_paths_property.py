@@ -251,7 +251,7 @@ def test_cli_ls_with_a_hostile_prefix_lists_only_the_lake(prefix: str) -> None:
     with _world() as world:
         lake = DataLake(Settings.load(env={}, **_settings(world)))
         try:
-            with lake.file("a/b.txt").open("wb") as handle:
+            with File("a/b.txt", lake=lake).open("wb") as handle:
                 handle.write(b"inside")
         finally:
             lake.local.close()

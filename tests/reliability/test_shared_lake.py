@@ -32,9 +32,10 @@ from typing import Any
 import attrs
 import pytest
 
-from radops.lake import DIGEST_KEY, RUN_KEY, DataLake
+from radops.lake import DataLake
 from radops.lineage.events import RADOPS_FACET, radops_facet, uuid7
 from radops.lineage.validate import RECORD_MAX_BYTES
+from radops.objects import DIGEST_KEY, RUN_KEY
 from tests.conftest import MakeLake, process_env
 from tests.reliability import shared_lake_pipeline as pipeline
 from tests.reliability.tally import Tally, Trial

@@ -36,7 +36,8 @@ import attrs
 import pytest
 
 from radops.errors import StoreError
-from radops.lake import RUN_KEY, DataLake, set_default_lake
+from radops.lake import DataLake, set_default_lake
+from radops.objects import RUN_KEY
 from radops.settings import Settings
 from radops.stores import s3 as s3_module
 from radops.stores.s3 import S3Store

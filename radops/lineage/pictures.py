@@ -1,5 +1,8 @@
 """Pictures of a lineage graph: Mermaid, Graphviz DOT and a self-contained HTML page.
 
+``radops datalake lineage --format`` prints them; a graph's display in Jupyter frames the HTML
+page (:mod:`radops.notebook`).
+
 Every uid, job name and parameter is user data, read from the lake: characters that are not
 printable are first written as escapes (:func:`radops.escape.escape`), so that nothing in them
 acts on a terminal the picture is printed on, or reorders what a browser shows; then each
@@ -15,10 +18,14 @@ import html
 import json
 from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from radops.escape import escape
-from radops.lineage.graph import FileNode, LineageGraph, Node, RunNode
+from radops.lineage.nodes import FileNode, Node, RunNode
+
+if TYPE_CHECKING:
+    from radops.lineage.graph import LineageGraph
 
 __all__ = ["FORMATS", "dot", "html_page", "mermaid", "render", "safe_link"]
 
