@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 import attrs
 
 from radops import writers
+from radops.durable import sync_filesystem
 from radops.errors import FileExistsInLakeError, FileNotInLakeError, RadopsError
 from radops.uids import uid_problem, validate_uid
 
@@ -344,6 +345,14 @@ def _upload(
     recorded: list[_Batch] = []
     _begin(progress, "uploading", len(files), sum(each.size for each in files))
 
+    # The local copies, all written by now, are flushed at once rather than one by one
+    # (see DataLake.commit): one journal commit instead of one per file. If that fails, each
+    # file's own fsync says for which file.
+    try:
+        flushed = sync_filesystem(lake.local.tmp_dir)
+    except OSError:
+        flushed = False
+
     def upload(each: _Staged) -> ObjectMeta:
         meta = lake.commit(
             each.uid,
@@ -351,6 +360,7 @@ def _upload(
             each.sha256,
             metadata={RUN_KEY: run_of[each.uid]},
             progress=progress,
+            flushed=flushed,
         )
         created.append(each.uid)
         _file_done(progress)

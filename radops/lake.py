@@ -23,7 +23,7 @@ import attrs
 
 from radops import writers
 from radops.cache import LocalStorage, local_storage_error
-from radops.durable import start_fsync
+from radops.durable import Pending, start_fsync
 from radops.errors import (
     CreationPendingError,
     FileExistsInLakeError,
@@ -548,12 +548,14 @@ class DataLake:
         sha256: str,
         metadata: dict[str, str] | None = None,
         progress: Progress | None = None,
+        flushed: bool = False,
     ) -> ObjectMeta:
         """Create ``uid`` from the complete temp file ``tmp``: upload, then place locally.
 
         The upload is a conditional create, so of several writers exactly one wins; the others
         get :class:`FileExistsInLakeError` and nothing of theirs remains. This records no
-        lineage: see :meth:`create` and ``file_creator``.
+        lineage: see :meth:`create` and ``file_creator``. ``flushed``: ``tmp`` is on disk
+        already (a bulk add flushes all its files at once), so it is not flushed here.
         """
         validate_uid(uid)
         recorded = {
@@ -565,19 +567,19 @@ class DataLake:
         # The local copy must be on disk before it is placed (a power loss must not leave a
         # placed file with holes): flushed while the upload runs, not before it starts, on the
         # shared pool (a directory lake's own fsyncs then share its journal commit).
-        flushed = start_fsync(tmp)
+        flushing = Pending.done() if flushed else start_fsync(tmp)
         try:
             meta = self.store.put_new(tmp, uid, sha256=sha256, metadata=recorded, progress=progress)
         except FileExistsInLakeError:
-            flushed.wait_quietly()
+            flushing.wait_quietly()
             raise  # ``tmp`` stays: the caller may settle the conflict and try again
         except BaseException:
-            flushed.wait_quietly()
+            flushing.wait_quietly()
             tmp.unlink(missing_ok=True)
             raise
         try:
             try:
-                flushed.wait()
+                flushing.wait()
             except OSError as exc:
                 raise local_storage_error(
                     exc, f"flush {uid!r} to disk", self.local.tmp_dir

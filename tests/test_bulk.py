@@ -9,6 +9,8 @@ downloads concurrently, verifies each file and leaves trusted local copies alone
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -24,7 +26,7 @@ from radops.errors import FileExistsInLakeError, FileNotInLakeError
 from radops.lake import DataLake
 from radops.objects import RUN_KEY, CreationState
 from radops.repair import repair
-from tests.conftest import MakeLake
+from tests.conftest import MakeLake, process_env
 from tests.s3_proxy import S3Proxy
 from tests.seaweed import SeaweedServer
 from tests.test_cli import error_line, machine, run, storage
@@ -353,6 +355,51 @@ def test_a_read_without_a_head_fetches_empty_small_and_multipart_objects_whole(
         assert s3_proxy.counts["HeadObject"] == 0, name
         if len(data) < threshold:
             assert dict(s3_proxy.counts) == {"GetObject": 1}, name
+
+
+_ADD_AND_LIST_FLUSH_THREADS = """
+import sys, threading
+from pathlib import Path
+from radops.lake import DataLake
+from radops.settings import Settings
+lake = DataLake(Settings.load())
+root = Path(sys.argv[1])
+lake.add_files([(p, "flushed/" + p.relative_to(root).as_posix()) for p in root.rglob("*.bin")])
+print(sorted(t.name for t in threading.enumerate() if t.name.startswith("radops-fsync")))
+"""
+
+
+@pytest.mark.parametrize("remote", ["s3"], indirect=True)
+def test_a_bulk_add_flushes_its_local_copies_at_once(
+    lake: DataLake, tree: tuple[Path, dict[str, bytes]]
+) -> None:
+    """The local copies of a directory are flushed by one ``syncfs`` before they are placed,
+    not by an fsync each: a fresh process adding 60 files to an S3 lake (whose records are
+    not local files) starts no thread of the fsync pool, and every copy is placed."""
+    root, contents = tree
+    env = process_env(lake)
+    done = subprocess.run(
+        [sys.executable, "-c", _ADD_AND_LIST_FLUSH_THREADS, str(root)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    for rel, data in contents.items():
+        assert (lake.settings.storage_dir / "flushed" / rel).read_bytes() == data
+
+
+def test_sync_filesystem_flushes_or_says_it_cannot(tmp_path: Path) -> None:
+    """On Linux, ``syncfs`` of the file system holding a path; a path that is not there is
+    an OSError, not a silent success."""
+    from radops.durable import sync_filesystem
+
+    assert sync_filesystem(tmp_path) is sys.platform.startswith("linux")
+    if sys.platform.startswith("linux"):
+        with pytest.raises(FileNotFoundError):
+            sync_filesystem(tmp_path / "absent")
 
 
 # -- the CLI -------------------------------------------------------------------------------------
