@@ -7,9 +7,13 @@ runs only when one record would pass half of
 :data:`~radops.lineage.validate.RECORD_MAX_BYTES`, several thousand files). In order:
 
 1. every uid is checked free (one listing of the files' common folder); objects that earlier,
-   killed adds left without a record are removed (they were never part of the lake);
-2. every file is copied into local storage and hashed, concurrently;
-3. every file is uploaded, concurrently, each a conditional create carrying the run's id;
+   killed adds left without a record are removed (they were never part of the lake); a uid
+   that was used before has its file hashed first, and other bytes refused if files made
+   from its old bytes remain (see :meth:`radops.lake.DataLake.add_files`);
+2. the run's START is recorded; every file is copied into local storage, hashed and uploaded
+   (a conditional create carrying the run's id), concurrently: the copies of some files
+   overlap the uploads of others;
+3. the local copies are flushed (one ``syncfs``) and placed in local storage;
 4. the run's COMPLETE record is written: from then on, and only then, the files are part of the
    lake (see :meth:`radops.lake.DataLake.creation_state`).
 
@@ -45,7 +49,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 import attrs
 
 from radops import writers
-from radops.durable import sync_filesystem
+from radops.durable import start_fsync, sync_filesystem
 from radops.errors import FileExistsInLakeError, FileNotInLakeError, RadopsError
 from radops.uids import uid_problem, validate_uid
 
@@ -76,7 +80,7 @@ class FilesProgress(Protocol):
         """``n`` more bytes of the current phase are done."""
 
     def begin(self, phase: str, files: int, size: int | None) -> None:
-        """Phase ``phase`` (``"hashing"``, ``"uploading"``, ``"downloading"``) of ``files``
+        """Phase ``phase`` (``"uploading"`` or ``"downloading"``) of ``files``
         files and ``size`` bytes (None: not known) begins; both counts start from zero."""
 
     def file_done(self) -> None:
@@ -91,14 +95,6 @@ def _begin(progress: Progress | None, phase: str, files: int, size: int | None) 
 def _file_done(progress: Progress | None) -> None:
     if isinstance(progress, FilesProgress):
         progress.file_done()
-
-
-def _counts(progress: Progress | None, phase: str) -> Progress | None:
-    """What counts the bytes of ``phase``: a plain callable counts only transfers (as for one
-    file, see :func:`radops.stores.start_phase`)."""
-    if isinstance(progress, FilesProgress) or phase != "hashing":
-        return progress
-    return None
 
 
 def run_all(
@@ -179,23 +175,18 @@ def add_files(
     lake.lineage  # noqa: B018
     threads = lake.settings.transfer_threads
     _clear_the_way(lake, uids, threads)
-    staged: list[_Staged] = []
+    staged = [_Staged(source, uid, lake.local.temp_path(uid)) for source, uid in pairs]
     try:
-        sizes = [source.stat().st_size for source, _ in pairs]
-        _begin(progress, "hashing", len(pairs), sum(sizes))
-        hashing = _counts(progress, "hashing")
-
-        def stage(pair: tuple[Path, str]) -> _Staged:
-            each = _Staged(pair[0], pair[1], lake.local.temp_path(pair[1]))
-            staged.append(each)  # before the copy: a failure anywhere removes the temp file
-            _copy_and_hash(lake, each, move, hashing)
-            _file_done(progress)
-            return each
-
-        ready = run_all(threads, pairs, stage)
-        for each in ready:
+        for each in staged:
+            each.size = each.source.stat().st_size
+        # A uid with a past may refuse other bytes (see DataLake._check_reuse): those few are
+        # hashed and checked before anything is uploaded, so that a refusal leaves no trace.
+        # The others are copied, hashed and uploaded in one go, file by file.
+        past = [each for each in staged if lake.lineage.runs_using(each.uid)]
+        run_all(threads, past, lambda each: _copy_and_hash(lake, each, move, None))
+        for each in past:
             lake._check_reuse(each.uid, each.sha256, delete_stale)
-        metas = _upload(lake, _batches(lake, ready, move), threads, progress)
+        metas = _upload(lake, _batches(lake, staged, move), threads, progress, move)
     finally:
         for each in staged:
             lake.local.discard(each.tmp)
@@ -281,6 +272,7 @@ def _batches(lake: DataLake, staged: list[_Staged], move: bool) -> list[_Batch]:
     """The runs that create ``staged``: one, unless its record would be too large."""
     from radops.lineage.events import build_event, event_to_dict, uuid7
     from radops.lineage.naming import ADD_JOB
+    from radops.lineage.schemas import table_schema
     from radops.lineage.validate import RECORD_MAX_BYTES, record_bytes
 
     # The input is the folder the files come from (all of them, with their paths relative to
@@ -309,7 +301,15 @@ def _batches(lake: DataLake, staged: list[_Staged], move: bool) -> list[_Batch]:
     # estimated from the files of the longest uids (building the whole record to measure it
     # cost as much as writing it), so it errs on the large side.
     budget = RECORD_MAX_BYTES * 9 // 10
-    longest = sorted(staged, key=lambda each: len(each.uid.encode()), reverse=True)[:32]
+    longest = [
+        # Not hashed yet (see add_files): what the record will say, but the sha256's value.
+        attrs.evolve(
+            each,
+            sha256=each.sha256 or "0" * 64,
+            schema=each.schema if each.sha256 else table_schema(each.uid, each.source),
+        )
+        for each in sorted(staged, key=lambda each: len(each.uid.encode()), reverse=True)[:32]
+    ]
     one = size(longest[:1])
     per_file = (size(longest) - one) / (len(longest) - 1) if len(longest) > 1 else 0
     estimate = one + per_file * (len(staged) - 1)
@@ -330,12 +330,19 @@ def _completed(lake: DataLake, batch: _Batch) -> Creation:
 
 
 def _upload(
-    lake: DataLake, batches: list[_Batch], threads: int, progress: Progress | None
+    lake: DataLake,
+    batches: list[_Batch],
+    threads: int,
+    progress: Progress | None,
+    move: bool,
 ) -> list[ObjectMeta]:
-    """Upload every file of ``batches`` (each carrying its run's id), then record the runs.
+    """Copy, hash and upload every file of ``batches`` (each object carrying its run's id),
+    place the local copies, then record the runs.
 
-    Nothing is part of the lake before its run's COMPLETE record; on an error, what this call
-    uploaded is removed (and runs already recorded are deleted, their deletion recorded).
+    Each file is copied into local storage and uploaded by the same worker, so that copying
+    some files overlaps uploading others. Nothing is part of the lake before its run's
+    COMPLETE record; on an error, what this call uploaded is removed (and runs already
+    recorded are deleted, their deletion recorded).
     """
     from radops.objects import RUN_KEY
 
@@ -345,22 +352,11 @@ def _upload(
     recorded: list[_Batch] = []
     _begin(progress, "uploading", len(files), sum(each.size for each in files))
 
-    # The local copies, all written by now, are flushed at once rather than one by one
-    # (see DataLake.commit): one journal commit instead of one per file. If that fails, each
-    # file's own fsync says for which file.
-    try:
-        flushed = sync_filesystem(lake.local.tmp_dir)
-    except OSError:
-        flushed = False
-
     def upload(each: _Staged) -> ObjectMeta:
-        meta = lake.commit(
-            each.uid,
-            each.tmp,
-            each.sha256,
-            metadata={RUN_KEY: run_of[each.uid]},
-            progress=progress,
-            flushed=flushed,
+        if not each.sha256:
+            _copy_and_hash(lake, each, move, None)
+        meta = lake.upload_new(
+            each.uid, each.tmp, each.sha256, metadata={RUN_KEY: run_of[each.uid]}, progress=progress
         )
         created.append(each.uid)
         _file_done(progress)
@@ -371,8 +367,8 @@ def _upload(
             running.enter_context(writers.running(batch.creation.run_id))
             lake.lineage.emit(batch.creation, "START")
         try:
-            with lake.local.batched():
-                metas = run_all(threads, files, upload)
+            metas = run_all(threads, files, upload)
+            _keep_local(lake, files, metas, threads)
             for batch in batches:
                 lake.lineage.emit(_completed(lake, batch), "COMPLETE")
                 recorded.append(batch)
@@ -380,6 +376,27 @@ def _upload(
             _undo(lake, batches, recorded, created, exc)
             raise
     return metas
+
+
+def _keep_local(
+    lake: DataLake, files: list[_Staged], metas: list[ObjectMeta], threads: int
+) -> None:
+    """Place the uploaded copies in local storage, flushed first (a placed file is never
+    partial): by one ``syncfs`` for all of them, not an fsync each (one journal commit
+    instead of one per file). Where that is not available or fails, each file's own fsync
+    says which one could not be flushed."""
+    try:
+        flushed = sync_filesystem(lake.local.tmp_dir)
+    except OSError:
+        flushed = False
+
+    def keep(pair: tuple[_Staged, ObjectMeta]) -> None:
+        each, meta = pair
+        flushing = None if flushed else start_fsync(each.tmp)
+        lake.keep_local(each.uid, each.tmp, each.sha256, meta, flushing)
+
+    with lake.local.batched():
+        run_all(threads, list(zip(files, metas, strict=True)), keep)
 
 
 def _undo(

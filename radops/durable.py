@@ -68,13 +68,6 @@ class Pending:
     def __init__(self, future: Future[None]) -> None:
         self._future = future
 
-    @classmethod
-    def done(cls) -> Pending:
-        """Nothing to wait for: the file was flushed already."""
-        future: Future[None] = Future()
-        future.set_result(None)
-        return cls(future)
-
     def wait(self) -> None:
         """Wait for the fsync; raise its ``OSError`` if it failed."""
         self._future.result()

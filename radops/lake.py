@@ -548,14 +548,41 @@ class DataLake:
         sha256: str,
         metadata: dict[str, str] | None = None,
         progress: Progress | None = None,
-        flushed: bool = False,
     ) -> ObjectMeta:
         """Create ``uid`` from the complete temp file ``tmp``: upload, then place locally.
 
         The upload is a conditional create, so of several writers exactly one wins; the others
         get :class:`FileExistsInLakeError` and nothing of theirs remains. This records no
-        lineage: see :meth:`create` and ``file_creator``. ``flushed``: ``tmp`` is on disk
-        already (a bulk add flushes all its files at once), so it is not flushed here.
+        lineage: see :meth:`create` and ``file_creator``.
+        """
+        # The local copy must be on disk before it is placed (a power loss must not leave a
+        # placed file with holes): flushed while the upload runs, not before it starts, on the
+        # shared pool (a directory lake's own fsyncs then share its journal commit).
+        flushing = start_fsync(tmp)
+        try:
+            meta = self.upload_new(uid, tmp, sha256, metadata, progress)
+        except FileExistsInLakeError:
+            flushing.wait_quietly()
+            raise  # ``tmp`` stays: the caller may settle the conflict and try again
+        except BaseException:
+            flushing.wait_quietly()
+            tmp.unlink(missing_ok=True)
+            raise
+        self.keep_local(uid, tmp, sha256, meta, flushing)
+        return meta
+
+    def upload_new(
+        self,
+        uid: str,
+        tmp: Path,
+        sha256: str,
+        metadata: dict[str, str] | None = None,
+        progress: Progress | None = None,
+    ) -> ObjectMeta:
+        """The upload of :meth:`commit`: ``uid`` created in the store from ``tmp`` (kept).
+
+        Raises:
+            FileExistsInLakeError: another writer created ``uid`` first.
         """
         validate_uid(uid)
         recorded = {
@@ -564,37 +591,33 @@ class DataLake:
             writers.WRITER_KEY: writers.current(),
             **(metadata or {}),
         }
-        # The local copy must be on disk before it is placed (a power loss must not leave a
-        # placed file with holes): flushed while the upload runs, not before it starts, on the
-        # shared pool (a directory lake's own fsyncs then share its journal commit).
-        flushing = Pending.done() if flushed else start_fsync(tmp)
+        return self.store.put_new(tmp, uid, sha256=sha256, metadata=recorded, progress=progress)
+
+    def keep_local(
+        self, uid: str, tmp: Path, sha256: str, meta: ObjectMeta, flushing: Pending | None
+    ) -> None:
+        """The end of :meth:`commit`: the uploaded ``tmp`` placed in local storage as ``uid``
+        once ``flushing`` (its fsync; None: flushed already) is done, then removed.
+
+        Never raises for local storage: the file is safely in the lake, and failing now would
+        undo a good creation for the sake of a local copy that a read downloads again anyway.
+        """
         try:
-            meta = self.store.put_new(tmp, uid, sha256=sha256, metadata=recorded, progress=progress)
-        except FileExistsInLakeError:
-            flushing.wait_quietly()
-            raise  # ``tmp`` stays: the caller may settle the conflict and try again
-        except BaseException:
-            flushing.wait_quietly()
-            tmp.unlink(missing_ok=True)
-            raise
-        try:
-            try:
-                flushing.wait()
-            except OSError as exc:
-                raise local_storage_error(
-                    exc, f"flush {uid!r} to disk", self.local.tmp_dir
-                ) from exc
+            if flushing is not None:
+                try:
+                    flushing.wait()
+                except OSError as exc:
+                    raise local_storage_error(
+                        exc, f"flush {uid!r} to disk", self.local.tmp_dir
+                    ) from exc
             if self.local.fits(meta.size):
                 self.local.place(tmp, uid, sha256, meta.etag)
             else:  # safely in the lake, but larger than RADOPS_CACHE_MAX_BYTES allows locally
                 log.info("%s is in the data lake; it is too large to keep in local storage", uid)
         except LocalStorageError as exc:
-            # The file is safely in the lake: failing now would undo a good creation for the
-            # sake of a local copy that a read downloads again anyway.
             log.warning("%s is in the data lake but could not be kept locally: %s", uid, exc)
         finally:
             tmp.unlink(missing_ok=True)
-        return meta
 
     # -- recovery: creations that were never recorded ------------------------------------------
 
