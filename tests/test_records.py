@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -96,6 +97,31 @@ def test_a_deleted_uid_takes_other_bytes_only_without_stale_results(lake: DataLa
     assert lake.head(made.uid) is None
     with File(tagged(File("in.txt", lake=lake), "t").uid, lake=lake).open("r") as handle:
         assert handle.read() == "two 1"
+
+
+def test_a_bulk_add_over_a_deleted_uid_is_refused_before_anything_is_uploaded(
+    lake: DataLake, tmp_path: Path
+) -> None:
+    """``add_files`` checks the uids that were used before first: other bytes for a deleted
+    uid whose results remain refuse the whole directory, with no object uploaded and no run
+    recorded; with ``delete_stale`` the stale results go and the directory is added."""
+    made = tagged(put(lake, "dir/in.txt", "one"), "t")
+    lake.delete("dir/in.txt")
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    (folder / "in.txt").write_text("two")
+    (folder / "new.txt").write_text("new")
+    files = [(folder / name, f"dir/{name}") for name in ("in.txt", "new.txt")]
+    runs_before = len(lake_records(lake))
+
+    with pytest.raises(UidReuseError, match=rf"in.txt' was deleted.*{made.uid}"):
+        lake.add_files(files)
+    assert lake.head("dir/in.txt") is None and lake.head("dir/new.txt") is None
+    assert len(lake_records(lake)) == runs_before
+
+    lake.add_files(files, delete_stale=True)
+    assert lake.head(made.uid) is None
+    assert {meta.key for meta in lake.files("dir/")} == {"dir/in.txt", "dir/new.txt"}
 
 
 BROKEN: list[tuple[bytes, str]] = [
