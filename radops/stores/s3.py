@@ -40,7 +40,7 @@ from radops.errors import (
 from radops.integrity import HashingSink, InOrderHasher
 from radops.lineage.naming import dataset_name
 from radops.stores.base import SHA256_KEY, ObjectMeta, Progress
-from radops.stores.s3_native import AlreadyExists, BodyError, NativeBody, NativeS3, Unsettled
+from radops.stores.s3_native import AlreadyExists, BodyError, NativeS3, Unsettled
 from radops.uids import RESERVED_PREFIX, uid_problem, validate_uid
 
 if TYPE_CHECKING:
@@ -670,13 +670,12 @@ class S3Store:
         return meta
 
     def _get_first_part(self, s3_key: str) -> Any:
-        """The GET of an object's first ``multipart_threshold`` bytes (all of a small one);
-        through the fast path, a GET of the whole object, whose body is read only if small."""
+        """The GET of an object's first ``multipart_threshold`` bytes (all of a small one)."""
         from botocore.exceptions import ClientError
 
         if self.native is not None:
             try:
-                return self.native.get(s3_key)
+                return self.native.get(s3_key, self.transfer.multipart_threshold)
             except Unsettled as exc:  # missing, unreachable...: boto3 does it again and says
                 _redo("read", s3_key, exc)
         first = f"bytes=0-{self.transfer.multipart_threshold - 1}"
@@ -845,9 +844,6 @@ def _redo(action: str, key: str, exc: Unsettled) -> None:
 def _drain(body: Any) -> None:
     """Read the rest of an answer's body (at most its first part) and close it: an unread
     body costs its connection, and opening another took longer than reading a part."""
-    if isinstance(body, NativeBody):  # the whole object: cut off, never read
-        body.close()
-        return
     try:
         for _ in body.iter_chunks(1024 * 1024):
             pass
