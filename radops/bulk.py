@@ -171,7 +171,7 @@ def add_files(
         _check_source(source)
     # Built here, once, before any thread asks for them.
     lake.originator  # noqa: B018 - resolving it raises ConfigError before any work
-    lake.store  # noqa: B018
+    _warm_up(lake.store)
     lake.lineage  # noqa: B018
     threads = lake.settings.transfer_threads
     _clear_the_way(lake, uids, threads)
@@ -194,6 +194,13 @@ def add_files(
         for source, _ in pairs:
             source.unlink()
     return metas
+
+
+def _warm_up(store: object) -> None:
+    """A store that can set up its connections ahead of many transfers does (S3)."""
+    warm_up = getattr(store, "warm_up", None)
+    if callable(warm_up):
+        warm_up()
 
 
 def _check_source(source: Path) -> None:
@@ -454,6 +461,7 @@ def fetch(
     """
     from radops.escape import escape
 
+    _warm_up(lake.store)  # built here, once, before any thread asks for it
     if isinstance(uids_or_prefix, str):
         prefix = uids_or_prefix
         if prefix.removesuffix("/"):
@@ -472,7 +480,6 @@ def fetch(
             )
     else:
         sizes = {validate_uid(uid): None for uid in uids_or_prefix}
-    lake.store  # noqa: B018 - built here, once, before any thread asks for it
     with lake.local.batched():
         return _fetch(lake, sizes, progress)
 

@@ -44,6 +44,7 @@ class S3Proxy:
         self._upstream = (split.hostname or "127.0.0.1", split.port or 80)
         self.counts: Counter[str] = Counter()
         self.continued: Counter[str] = Counter()  # requests that asked for 100-continue
+        self.listed: list[str] = []  # the prefixes listed
         self.lost: list[str] = []
         self._lose: str | None = None
         self._lock = threading.Lock()
@@ -68,6 +69,7 @@ class S3Proxy:
         with self._lock:
             self.counts.clear()
             self.continued.clear()
+            self.listed.clear()
 
     def _forward(
         self, method: str, path: str, headers: list[tuple[str, str]], body: bytes
@@ -118,6 +120,9 @@ def _handler(proxy: S3Proxy) -> type[BaseHTTPRequestHandler]:
                 proxy.counts[name] += 1
                 if self.headers.get("Expect", "").lower() == "100-continue":
                     proxy.continued[name] += 1
+                if name == "ListObjectsV2":
+                    query = parse_qs(urlsplit(self.path).query)
+                    proxy.listed.append(query.get("prefix", [""])[0])
                 lose = method == "PUT" and proxy._lose is not None and proxy._lose in self.path
                 if lose:
                     proxy._lose = None

@@ -11,6 +11,7 @@ import datetime
 import hashlib
 import os
 import socket
+import time
 import uuid
 from pathlib import Path
 
@@ -186,6 +187,29 @@ def test_boto3_waits_for_a_go_ahead_only_before_a_large_body(
         store.put_new(large, "large", sha256=sha_large)
         assert (proxy.counts["PutObject"], proxy.continued["PutObject"]) == (2, 1)
         assert store.get("large", tmp_path / "read").sha256 == sha_large
+    finally:
+        proxy.stop()
+
+
+def test_a_warm_up_makes_the_fast_path_s_first_request_in_the_background(
+    seaweed: SeaweedServer, url: str, tmp_path: Path
+) -> None:
+    """Before many transfers, the fast path lists an empty folder of ``.radops/`` (its HTTP
+    client is set up on its first request); a store without a fast path sends nothing."""
+    proxy = S3Proxy(seaweed.endpoint)
+    try:
+        S3Store(url, endpoint_url=proxy.endpoint, native=False).warm_up()
+        time.sleep(0.5)
+        assert sum(proxy.counts.values()) == 0
+        store = S3Store(url, endpoint_url=proxy.endpoint)
+        store.warm_up()
+        deadline = time.monotonic() + 10
+        while not proxy.listed and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proxy.listed == [f"{store.prefix}.radops/warm-up/"]
+        src, sha256 = file_of(tmp_path, b"after the warm-up\n")
+        store.put_new(src, "w.txt", sha256=sha256)
+        assert store.get("w.txt", tmp_path / "read").sha256 == sha256
     finally:
         proxy.stop()
 

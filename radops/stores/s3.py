@@ -44,6 +44,7 @@ from radops.stores.s3_native import AlreadyExists, BodyError, NativeS3, Unsettle
 from radops.uids import RESERVED_PREFIX, uid_problem, validate_uid
 
 if TYPE_CHECKING:
+    from boto3.session import Session
     from mypy_boto3_s3 import S3Client
 
 __all__ = ["GIVE_UP_AFTER", "S3Store", "TransferSettings"]
@@ -257,6 +258,7 @@ class S3Store:
         # this store builds itself, never for one given to it.
         self._native: NativeS3 | None = None
         self._native_wanted = native and client is None
+        self._session: Session | None = None  # boto3's, shared by the fast path and the client
         self._bucket_checked = False
         # The client and the transfer manager are built on first use, which may be in several
         # threads at once (bulk transfers): built once, hooked once. A boto3 client is
@@ -298,17 +300,9 @@ class S3Store:
                 # S3-compatible servers on a custom endpoint rarely have wildcard DNS.
                 s3={"addressing_style": "path"} if self.endpoint_url else {},
             )
-            session = boto3.session.Session()
+            self._build_native()
+            session = self._session or boto3.session.Session()
             self._client = session.client("s3", endpoint_url=self.endpoint_url, config=config)
-            if self._native_wanted:
-                self._native = NativeS3.build(
-                    self.bucket,
-                    endpoint_url=self.endpoint_url,
-                    region=self._client.meta.region_name,
-                    credentials=session.get_credentials(),
-                    connect_timeout=CONNECT_TIMEOUT,
-                    read_timeout=READ_TIMEOUT,
-                )
         if not getattr(self._client, "_radops_hooked", False):
             events = self._client.meta.events
             for operation in ("PutObject", "CompleteMultipartUpload"):
@@ -320,6 +314,32 @@ class S3Store:
             events.register_first("needs-retry.s3", watch)
             self._client._radops_hooked = True  # type: ignore[attr-defined]
         return self._client
+
+    def _build_native(self) -> NativeS3 | None:
+        """The fast path, built once, from boto3's session (the caller holds ``_building``)."""
+        if self._native_wanted and self._session is None:
+            import boto3
+
+            self._session = session = boto3.session.Session()
+            self._native = NativeS3.build(
+                self.bucket,
+                endpoint_url=self.endpoint_url,
+                region=session.region_name,
+                credentials=session.get_credentials(),
+                connect_timeout=CONNECT_TIMEOUT,
+                read_timeout=READ_TIMEOUT,
+            )
+        return self._native
+
+    def warm_up(self) -> None:
+        """Many transfers are about to start: set up the fast path's HTTP client (it reads
+        the system's CA certificates, about 0.15 s) and first connection in the background,
+        while boto3 builds its own client (as long again, in Python), by one listing of an
+        empty folder of ``.radops/``."""
+        with self._building:
+            native = self._build_native()
+        if native is not None:
+            native.warm_up(f"{self.prefix}{RESERVED_PREFIX}/warm-up/")
 
     def _transfer_manager(self) -> Any:
         if self._manager is not None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,6 +120,20 @@ class NativeS3:
             log.debug("the native S3 path is not available; boto3 does it all", exc_info=True)
             return None
         return cls(store)
+
+    def warm_up(self, prefix: str) -> None:
+        """Make the first request, a listing of ``prefix`` (one page at most), in a thread of
+        its own: the HTTP client is set up on the first request, not before."""
+
+        def first_request() -> None:
+            import obstore
+
+            try:
+                next(iter(obstore.list(self._store, prefix, chunk_size=1)), None)
+            except Exception as exc:  # noqa: BLE001 - only a head start: the real request says
+                log.debug("warming up the fast path failed (%s)", type(exc).__name__)
+
+        threading.Thread(target=first_request, name="radops-warm-up", daemon=True).start()
 
     def put_new(self, key: str, src: Path, metadata: Mapping[str, str]) -> str | None:
         """Create ``key`` from the file ``src`` unless it exists; its ETag.
