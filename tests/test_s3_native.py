@@ -214,6 +214,21 @@ def test_a_warm_up_makes_the_fast_path_s_first_request_in_the_background(
         proxy.stop()
 
 
+def test_the_fast_path_goes_where_boto3_goes(
+    seaweed: SeaweedServer, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """To the configured endpoint, or to AWS itself; an endpoint only boto3 knows of (found in
+    ``AWS_ENDPOINT_URL_S3`` or a profile) is left to boto3 alone."""
+    assert S3Store("s3://any-bucket/x").native is not None  # AWS: built, nothing sent
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", seaweed.endpoint)
+    store = S3Store(url)
+    assert store.client.meta.endpoint_url == seaweed.endpoint
+    assert store.native is None
+    src, sha256 = file_of(tmp_path, b"boto3 found the endpoint\n")
+    store.put_new(src, "env.txt", sha256=sha256)
+    assert store.get("env.txt", tmp_path / "read").sha256 == sha256
+
+
 def test_credentials_that_boto3_refreshes_are_asked_for_again() -> None:
     """Static credentials never expire for the fast path; refreshable ones (roles, SSO) are
     taken again from boto3 within minutes."""

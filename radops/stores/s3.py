@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 from radops import writers
 from radops.errors import (
@@ -259,6 +259,7 @@ class S3Store:
         self._native: NativeS3 | None = None
         self._native_wanted = native and client is None
         self._session: Session | None = None  # boto3's, shared by the fast path and the client
+        self._native_tried = False
         self._bucket_checked = False
         # The client and the transfer manager are built on first use, which may be in several
         # threads at once (bulk transfers): built once, hooked once. A boto3 client is
@@ -289,7 +290,6 @@ class S3Store:
 
     def _build_client(self) -> S3Client:
         if self._client is None:
-            import boto3
             from botocore.config import Config
 
             config = Config(
@@ -301,8 +301,9 @@ class S3Store:
                 s3={"addressing_style": "path"} if self.endpoint_url else {},
             )
             self._build_native()
-            session = self._session or boto3.session.Session()
+            session = self._boto_session()
             self._client = session.client("s3", endpoint_url=self.endpoint_url, config=config)
+            self._build_native(self._client)
         if not getattr(self._client, "_radops_hooked", False):
             events = self._client.meta.events
             for operation in ("PutObject", "CompleteMultipartUpload"):
@@ -315,21 +316,41 @@ class S3Store:
             self._client._radops_hooked = True  # type: ignore[attr-defined]
         return self._client
 
-    def _build_native(self) -> NativeS3 | None:
-        """The fast path, built once, from boto3's session (the caller holds ``_building``)."""
-        if self._native_wanted and self._session is None:
+    def _build_native(self, client: S3Client | None = None) -> NativeS3 | None:
+        """The fast path, built once, from boto3's session (the caller holds ``_building``).
+
+        It goes where boto3's requests go: the configured endpoint (path-style), or AWS itself
+        (known once ``client`` is built). Where boto3 found another endpoint on its own (an
+        environment variable, a profile), boto3 alone sends: only boto3 reads those.
+        """
+        if not self._native_wanted or self._native_tried:
+            return self._native
+        if self.endpoint_url:
+            endpoint, region = self.endpoint_url, self._boto_session().region_name
+        elif client is None:
+            return None  # where boto3 sends is known once its client is built
+        elif (urlsplit(client.meta.endpoint_url).hostname or "").endswith(".amazonaws.com"):
+            endpoint, region = None, client.meta.region_name
+        else:
+            self._native_tried = True
+            return None
+        self._native_tried = True
+        self._native = NativeS3.build(
+            self.bucket,
+            endpoint_url=endpoint,
+            region=region,
+            credentials=self._boto_session().get_credentials(),
+            connect_timeout=CONNECT_TIMEOUT,
+            read_timeout=READ_TIMEOUT,
+        )
+        return self._native
+
+    def _boto_session(self) -> Session:
+        if self._session is None:
             import boto3
 
-            self._session = session = boto3.session.Session()
-            self._native = NativeS3.build(
-                self.bucket,
-                endpoint_url=self.endpoint_url,
-                region=session.region_name,
-                credentials=session.get_credentials(),
-                connect_timeout=CONNECT_TIMEOUT,
-                read_timeout=READ_TIMEOUT,
-            )
-        return self._native
+            self._session = boto3.session.Session()
+        return self._session
 
     def warm_up(self) -> None:
         """Many transfers are about to start: set up the fast path's HTTP client (it reads
