@@ -218,8 +218,12 @@ def test_the_fast_path_goes_where_boto3_goes(
     seaweed: SeaweedServer, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """To the configured endpoint, or to AWS itself; an endpoint only boto3 knows of (found in
-    ``AWS_ENDPOINT_URL_S3`` or a profile) is left to boto3 alone."""
+    ``AWS_ENDPOINT_URL_S3`` or a profile), or a CA bundle given to boto3, is left to boto3
+    alone."""
     assert S3Store("s3://any-bucket/x").native is not None  # AWS: built, nothing sent
+    with monkeypatch.context() as patched:
+        patched.setenv("AWS_CA_BUNDLE", str(tmp_path / "ca.pem"))
+        assert S3Store(url, endpoint_url=seaweed.endpoint).native is None
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", seaweed.endpoint)
     store = S3Store(url)
     assert store.client.meta.endpoint_url == seaweed.endpoint

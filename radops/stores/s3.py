@@ -321,10 +321,14 @@ class S3Store:
 
         It goes where boto3's requests go: the configured endpoint (path-style), or AWS itself
         (known once ``client`` is built). Where boto3 found another endpoint on its own (an
-        environment variable, a profile), boto3 alone sends: only boto3 reads those.
+        environment variable, a profile), or is given a CA bundle, boto3 alone sends: only
+        boto3 reads those.
         """
         if not self._native_wanted or self._native_tried:
             return self._native
+        if os.environ.get("AWS_CA_BUNDLE"):
+            self._native_tried = True  # certificates only boto3 is told about
+            return None
         if self.endpoint_url:
             endpoint, region = self.endpoint_url, self._boto_session().region_name
         elif client is None:
