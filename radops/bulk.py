@@ -171,7 +171,7 @@ def add_files(
         _check_source(source)
     # Built here, once, before any thread asks for them.
     lake.originator  # noqa: B018 - resolving it raises ConfigError before any work
-    _warm_up(lake.store)
+    lake.store.warm_up()
     lake.lineage  # noqa: B018
     threads = lake.settings.transfer_threads
     _clear_the_way(lake, uids, threads)
@@ -194,13 +194,6 @@ def add_files(
         for source, _ in pairs:
             source.unlink()
     return metas
-
-
-def _warm_up(store: object) -> None:
-    """A store that can set up its connections ahead of many transfers does (S3)."""
-    warm_up = getattr(store, "warm_up", None)
-    if callable(warm_up):
-        warm_up()
 
 
 def _check_source(source: Path) -> None:
@@ -461,7 +454,7 @@ def fetch(
     """
     from radops.escape import escape
 
-    _warm_up(lake.store)  # built here, once, before any thread asks for it
+    lake.store.warm_up()  # built here, once, before any thread asks for it
     if isinstance(uids_or_prefix, str):
         prefix = uids_or_prefix
         if prefix.removesuffix("/"):

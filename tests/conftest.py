@@ -9,6 +9,7 @@ default) and against SeaweedFS through boto3, on a fresh prefix of a bucket. Tes
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -110,6 +111,16 @@ def endpoint(request: pytest.FixtureRequest, remote: str) -> str | None:
         server: SeaweedServer = request.getfixturevalue("seaweed")
         return server.endpoint
     return None
+
+
+@pytest.fixture
+def closed_endpoint() -> str:
+    """``http://127.0.0.1:PORT`` where nothing listens: every connection is refused at once,
+    and nothing leaves the machine."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
 
 
 MakeLake = Callable[..., DataLake]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
-import socket
 import time
 import uuid
 from pathlib import Path
@@ -27,14 +26,6 @@ from tests.s3_proxy import S3Proxy
 from tests.seaweed import SeaweedServer
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def closed_endpoint() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

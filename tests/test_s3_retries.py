@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import os
 import selectors
-import socket
 import subprocess
 import sys
 import time
@@ -20,15 +19,6 @@ import pytest
 
 from radops.errors import StoreError
 from radops.stores.s3 import GIVE_UP_AFTER, S3Store
-
-
-@pytest.fixture
-def closed_endpoint() -> str:
-    """``http://127.0.0.1:PORT`` where nothing listens: every connection is refused."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 def stderr_lines(process: subprocess.Popen[str], seconds: float) -> Iterator[tuple[float, str]]:

@@ -127,6 +127,11 @@ class ObjectStore(Protocol):
         """Remove ``key``; missing keys are ignored."""
         ...
 
+    def warm_up(self) -> None:
+        """Many transfers are about to start: set up connections ahead of them, in the
+        background (nothing to do for a store that has none)."""
+        ...
+
     def sweep(self, older_than: float) -> Sequence[str]:
         """Remove what killed writers left behind (never visible as objects); say what.
 

@@ -273,6 +273,9 @@ class DirectoryStore:
             meta_path.unlink(missing_ok=True)
             return True
 
+    def warm_up(self) -> None:
+        """Nothing to set up: the lake is a directory."""
+
     def sweep(self, older_than: float) -> list[str]:
         """Remove what killed writers left: temp files, and claims whose data never came."""
         removed: list[str] = []
