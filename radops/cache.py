@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from stat import S_ISREG
 
@@ -268,11 +268,19 @@ class LocalStorage:
 
     def temp_path(self, hint: str = "") -> Path:
         """A fresh path in the temp directory, on the same file system as local storage."""
+        return self.temp_paths([hint])[0]
+
+    def temp_paths(self, hints: Sequence[str]) -> list[Path]:
+        """:meth:`temp_path` for each of ``hints``; the directories are checked once."""
         self._ensure_dirs()
-        # The uid's suffix, for tools that look at names; only plain characters of it.
-        suffix = "".join(c for c in Path(hint).suffix[:16] if c.isalnum() or c in "._-")
         # The tag names the writer, so `datalake repair` can remove what a killed one left.
-        return self.tmp_dir / f"{writers.file_tag()}_{uuid.uuid4().hex}{suffix}.part"
+        tag = writers.file_tag()
+        paths = []
+        for hint in hints:
+            # The uid's suffix, for tools that look at names; only plain characters of it.
+            suffix = "".join(c for c in Path(hint).suffix[:16] if c.isalnum() or c in "._-")
+            paths.append(self.tmp_dir / f"{tag}_{uuid.uuid4().hex}{suffix}.part")
+        return paths
 
     @staticmethod
     def discard(tmp: Path) -> None:

@@ -602,6 +602,7 @@ class DataLake:
         Never raises for local storage: the file is safely in the lake, and failing now would
         undo a good creation for the sake of a local copy that a read downloads again anyway.
         """
+        placed = False
         try:
             if flushing is not None:
                 try:
@@ -612,12 +613,14 @@ class DataLake:
                     ) from exc
             if self.local.fits(meta.size):
                 self.local.place(tmp, uid, sha256, meta.etag)
+                placed = True
             else:  # safely in the lake, but larger than RADOPS_CACHE_MAX_BYTES allows locally
                 log.info("%s is in the data lake; it is too large to keep in local storage", uid)
         except LocalStorageError as exc:
             log.warning("%s is in the data lake but could not be kept locally: %s", uid, exc)
         finally:
-            tmp.unlink(missing_ok=True)
+            if not placed:
+                tmp.unlink(missing_ok=True)
 
     # -- recovery: creations that were never recorded ------------------------------------------
 

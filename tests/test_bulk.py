@@ -8,12 +8,14 @@ downloads concurrently, verifies each file and leaves trusted local copies alone
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import subprocess
 import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +199,56 @@ def test_add_files_counts_files_and_bytes_in_one_progress(
     assert progress.phases == {
         "uploading": {"files": 60, "size": total, "bytes": total, "done": 60}
     }
+
+
+@pytest.mark.parametrize("remote", ["directory"], indirect=True)
+def test_bulk_transfers_set_older_objects_aside_from_the_collector_and_hand_them_back(
+    lake: DataLake, tmp_path: Path
+) -> None:
+    """During a bulk add or fetch the collector leaves alone the objects made before it (a
+    full collection would walk every loaded module's, thousands of times); afterwards they
+    are the collector's again. A program that froze objects itself keeps its freeze."""
+    root, contents = tmp_path / "t", make_tree(tmp_path / "t", 6)
+    during: list[int] = []
+    progress = Tally(on_begin=lambda phase: during.append(gc.get_freeze_count()))
+    assert gc.get_freeze_count() == 0
+    lake.add_files(pairs(root, contents, "gc"), progress=progress)
+    assert gc.get_freeze_count() == 0
+    for uid in [f"gc/{rel}" for rel in contents]:
+        lake.local.remove(uid)
+    lake.prefetch("gc/", progress=progress)
+    assert gc.get_freeze_count() == 0
+    assert len(during) == 2 and all(count > 0 for count in during), during
+
+    gc.freeze()
+    try:
+        lake.add_files(pairs(root, make_tree(root, 3, seed="again"), "gc-own"))
+        assert gc.get_freeze_count() > 0  # not thawed
+    finally:
+        gc.unfreeze()
+
+
+@pytest.mark.parametrize("remote", ["directory"], indirect=True)
+def test_no_file_is_uploaded_before_its_run_has_started(
+    lake: DataLake, tree: tuple[Path, dict[str, bytes]]
+) -> None:
+    """The run is planned and its START event made while the first files are copied (the
+    first event loads the OpenLineage client), but no object is created before it."""
+    root, contents = tree
+    metas = lake.add_files(pairs(root, contents, "ordered"))
+    run_id = metas[0].metadata[RUN_KEY]
+    lake.lineage.close()  # indexes the START events of this process
+    starts = [
+        datetime.fromisoformat(event["eventTime"]).timestamp()
+        for event in lake.lineage.index.events()
+        if event["eventType"] == "START" and event["run"]["runId"] == run_id
+    ]
+    assert len(starts) == 1
+    objects = Path(lake.store.url)
+    created = [(objects / meta.key).stat().st_mtime for meta in metas]
+    assert len(created) == len(contents)
+    # File times come from the kernel's coarse clock, a few milliseconds behind time.time().
+    assert starts[0] <= min(created) + 0.010
 
 
 def test_prefetch_downloads_a_folder_verified_and_skips_trusted_copies(

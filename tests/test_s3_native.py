@@ -209,12 +209,19 @@ def test_the_fast_path_goes_where_boto3_goes(
     seaweed: SeaweedServer, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """To the configured endpoint, or to AWS itself; an endpoint only boto3 knows of (found in
-    ``AWS_ENDPOINT_URL_S3`` or a profile), or a CA bundle given to boto3, is left to boto3
-    alone."""
+    ``AWS_ENDPOINT_URL_S3`` or a profile), or a CA bundle given to boto3 for https, is left to
+    boto3 alone. A CA bundle has no say over a plain http endpoint."""
     assert S3Store("s3://any-bucket/x").native is not None  # AWS: built, nothing sent
     with monkeypatch.context() as patched:
         patched.setenv("AWS_CA_BUNDLE", str(tmp_path / "ca.pem"))
-        assert S3Store(url, endpoint_url=seaweed.endpoint).native is None
+        assert S3Store("s3://any-bucket/x").native is None
+        assert S3Store(url, endpoint_url="https://s3.example.com").native is None
+        assert seaweed.endpoint.startswith("http://")
+        plain = S3Store(url, endpoint_url=seaweed.endpoint)
+        assert plain.native is not None
+        src, sha256 = file_of(tmp_path, b"a bundle is for https\n")
+        plain.put_new(src, "plain.txt", sha256=sha256)
+        assert plain.get("plain.txt", tmp_path / "plain").sha256 == sha256
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", seaweed.endpoint)
     store = S3Store(url)
     assert store.client.meta.endpoint_url == seaweed.endpoint

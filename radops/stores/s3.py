@@ -321,12 +321,14 @@ class S3Store:
 
         It goes where boto3's requests go: the configured endpoint (path-style), or AWS itself
         (known once ``client`` is built). Where boto3 found another endpoint on its own (an
-        environment variable, a profile), or is given a CA bundle, boto3 alone sends: only
-        boto3 reads those.
+        environment variable, a profile), or is given a CA bundle for an https endpoint,
+        boto3 alone sends: only boto3 reads those. (obstore can only add a bundle to the
+        system's certificates, where boto3 trusts the bundle alone.)
         """
         if not self._native_wanted or self._native_tried:
             return self._native
-        if os.environ.get("AWS_CA_BUNDLE"):
+        plain_http = (self.endpoint_url or "").startswith("http://")
+        if os.environ.get("AWS_CA_BUNDLE") and not plain_http:
             self._native_tried = True  # certificates only boto3 is told about
             return None
         if self.endpoint_url:
