@@ -73,3 +73,25 @@ def test_listing_order_follows_the_store(lake):
         assert sorted(keys) == sorted(uids)
     else:
         assert keys == ["a-b", "a/b", "a0", "b"]
+
+
+def test_listed_times_are_read_fast_and_as_botocore_reads_them(big_s3_lake):
+    """S3's ISO 8601 times skip dateutil; every other form is still botocore's to read, and
+    each gives the datetime botocore would."""
+    from botocore.utils import parse_timestamp
+
+    from radops.stores.s3 import _parse_timestamp
+
+    for value in (
+        "2024-05-01T12:00:00.000Z",
+        "2024-05-01T12:00:00Z",
+        "2024-05-01T14:00:00.123+02:00",
+        "Wed, 01 May 2024 12:00:00 GMT",  # a HEAD's Last-Modified
+        "1714564800",  # epoch seconds
+        "2024-05-01T12:00:00",  # no zone: botocore's to read
+    ):
+        ours, theirs = _parse_timestamp(value), parse_timestamp(value)
+        assert ours == theirs and ours.utcoffset() == theirs.utcoffset(), value
+        assert (ours.tzinfo is None) == (theirs.tzinfo is None), value
+    created = [meta.created for meta in big_s3_lake.files("f/0000")]
+    assert created and all(when is not None and when.tzinfo is not None for when in created)

@@ -87,15 +87,28 @@ class LineageRecorder:
         Never raises because a consumer is unreachable; raises only if the lake itself cannot
         store a COMPLETE record (the caller then knows the creation is not recorded).
         """
-        event = fit_record(event_to_dict(build_event(creation, state, error=error)))
+        return self.record(self.build(creation, state, error=error), store_in_lake=store_in_lake)
+
+    @staticmethod
+    def build(
+        creation: Creation, state: str, *, error: BaseException | None = None
+    ) -> dict[str, Any]:
+        """The event :meth:`emit` would record, built but not recorded yet: for a caller that
+        builds a large one while other work runs, then hands it to :meth:`record`."""
+        return fit_record(event_to_dict(build_event(creation, state, error=error)))
+
+    def record(self, event: dict[str, Any], *, store_in_lake: bool | None = None) -> dict[str, Any]:
+        """Record the event made by :meth:`build`, as :meth:`emit` does."""
+        state = event["eventType"]
+        run_id = event["run"]["runId"]
         keep = state != "START" if store_in_lake is None else store_in_lake
         name = self.records.write(event) if keep else None
         with self._starts_lock:
             if state == "START" and not keep:
-                self._starts[creation.run_id] = event
+                self._starts[run_id] = event
                 start = None
             else:
-                start = self._starts.pop(creation.run_id, None)
+                start = self._starts.pop(run_id, None)
         if state != "START" or keep:
             events = [event] if start is None else [start, event]
             records: list[str | None] = [None] * (len(events) - 1)

@@ -18,6 +18,7 @@ older than ``stale_after``, is broken.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import logging
 import os
@@ -354,8 +355,12 @@ class S3Store:
     def _boto_session(self) -> Session:
         if self._session is None:
             import boto3
+            import botocore.session
 
-            self._session = boto3.session.Session()
+            core = botocore.session.get_session()
+            parsers = core.get_component("response_parser_factory")
+            parsers.set_parser_defaults(timestamp_parser=_parse_timestamp)
+            self._session = boto3.session.Session(botocore_session=core)
         return self._session
 
     def warm_up(self) -> None:
@@ -874,6 +879,27 @@ def _attempts(exc: BaseException) -> str:
         if isinstance(retries, int):
             return f"{retries + 1} attempts"
     return f"up to {MAX_ATTEMPTS} attempts with backoff"
+
+
+def _parse_timestamp(value: str) -> datetime.datetime:
+    """botocore's timestamp parser, with a fast path for the ISO 8601 times of S3 listings.
+
+    botocore hands every timestamp to ``dateutil``'s general parser: for a listing of 2,000
+    objects that was two thirds of its time. ``datetime.fromisoformat`` reads S3's
+    ``2024-05-01T12:00:00.000Z`` directly; anything else (HTTP dates, epoch numbers, a time
+    without a zone) still goes to botocore's own parser.
+    """
+    from botocore.utils import parse_timestamp
+
+    if isinstance(value, str) and len(value) > 10 and value[4] == "-" and value[10] == "T":
+        try:
+            parsed = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is not None:
+                return parsed
+    return parse_timestamp(value)
 
 
 def _error_code(exc: BaseException | None) -> str:
