@@ -541,7 +541,9 @@ def _fetch(lake: DataLake, sizes: dict[str, int | None], progress: Progress | No
     from radops.escape import escape
 
     wanted = list(sizes)
-    local = run_all(lake.settings.transfer_threads, wanted, lambda uid: _trusted(lake, uid))
+    # In this thread: a stat and a dictionary (or index) lookup each, far cheaper than handing
+    # thousands of them to the pool (that cost 0.1 s for 2,000 files).
+    local = [_trusted(lake, uid) for uid in wanted]
     paths = {uid: path for uid, path in zip(wanted, local, strict=True) if path is not None}
     missing = [uid for uid in wanted if uid not in paths]
     known = [sizes[uid] for uid in missing]
