@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import logging
 import math
 import os
@@ -44,7 +45,7 @@ import posixpath
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
@@ -112,19 +113,41 @@ def run_all(
         return []
     if threads <= 1 or len(items) == 1:
         return [work(item) for item in items]
-    pool = ThreadPoolExecutor(max_workers=min(threads, len(items)), thread_name_prefix="radops")
-    futures: list[Future[R]] = []
+    # Worker threads that take the next item themselves: a pool's future, queue and wake-up
+    # per item cost more than a small file's whole upload.
+    results: list[R | None] = [None] * len(items)
+    errors: dict[int, BaseException] = {}
+    taken = itertools.count()  # next() of a count is atomic: each index is taken once
+    stop = threading.Event()
+
+    def worker() -> None:
+        while not stop.is_set():
+            index = next(taken)
+            if index >= len(items):
+                return
+            try:
+                results[index] = work(items[index])
+            except BaseException as exc:  # noqa: BLE001 - raised below, in the caller's thread
+                errors[index] = exc
+                if not keep_going:
+                    stop.set()
+
+    workers = [
+        threading.Thread(target=worker, name=f"radops_{n}") for n in range(min(threads, len(items)))
+    ]
+    for each in workers:
+        each.start()
     try:
-        futures = [pool.submit(work, item) for item in items]
-        wait(futures, return_when="ALL_COMPLETED" if keep_going else FIRST_EXCEPTION)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    for future in futures:
-        if not future.cancelled() and future.exception() is not None:
-            error = future.exception()
-            assert error is not None  # noqa: S101 - for the type checker
-            raise error
-    return [future.result() for future in futures]
+        for each in workers:
+            each.join()
+    except BaseException:  # Ctrl-C: nothing more starts, what runs finishes
+        stop.set()
+        for each in workers:
+            each.join()
+        raise
+    if errors:
+        raise errors[min(errors)]
+    return results  # type: ignore[return-value]  # every index was set
 
 
 # -- adding -------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import hashlib
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from radops.bulk import run_all
 from radops.cli.app import app
 from radops.data_lake import File
 from radops.errors import FileExistsInLakeError, FileNotInLakeError
@@ -199,6 +201,31 @@ def test_add_files_counts_files_and_bytes_in_one_progress(
     assert progress.phases == {
         "uploading": {"files": 60, "size": total, "bytes": total, "done": 60}
     }
+
+
+def test_run_all_returns_results_in_order_and_raises_the_first_error_in_order() -> None:
+    """The bulk transfers' worker threads: every result in the items' order; on an error the
+    items not started yet are not started (unless ``keep_going``), and the error of the
+    earliest failing item is raised, in the caller's thread."""
+    assert run_all(4, list(range(50)), lambda n: n * n) == [n * n for n in range(50)]
+
+    started: list[int] = []
+
+    def fail_on_multiples_of_seven(n: int) -> int:
+        started.append(n)
+        time.sleep(0.01)
+        if n and n % 7 == 0:
+            raise ValueError(n)
+        return n
+
+    with pytest.raises(ValueError, match=r"^7$"):
+        run_all(3, list(range(100)), fail_on_multiples_of_seven)
+    assert len(started) < 20, started  # the rest were never started
+    started.clear()
+    with pytest.raises(ValueError, match=r"^7$"):
+        run_all(3, list(range(100)), fail_on_multiples_of_seven, keep_going=True)
+    assert sorted(started) == list(range(100))
+    assert not [t for t in threading.enumerate() if t.name.startswith("radops_")]
 
 
 @pytest.mark.parametrize("remote", ["directory"], indirect=True)
