@@ -352,14 +352,13 @@ def build_event(
     outputs = []
     if state != "START" or creation.lifecycle == "DROP":
         lifecycle = lifecycle_state_change_dataset
-        change = getattr(lifecycle.LifecycleStateChange, creation.lifecycle)
+        # One facet for every output (the same for each): a directory's run has thousands.
+        change = lifecycle.LifecycleStateChangeDatasetFacet(
+            lifecycleStateChange=getattr(lifecycle.LifecycleStateChange, creation.lifecycle),
+            producer=made_by,
+        )
         for ref in creation.outputs:
-            facets: dict[str, Any] = {
-                "lifecycleStateChange": lifecycle.LifecycleStateChangeDatasetFacet(
-                    lifecycleStateChange=change, producer=made_by
-                ),
-                **version(ref),
-            }
+            facets: dict[str, Any] = {"lifecycleStateChange": change, **version(ref)}
             if ref.schema and creation.lifecycle == "CREATE":
                 facets["schema"] = schema_dataset.SchemaDatasetFacet(
                     fields=_schema_fields(ref.schema), producer=made_by
