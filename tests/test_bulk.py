@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import signal
 import subprocess
 import sys
 import threading
@@ -28,6 +29,7 @@ from radops.cli.app import app
 from radops.data_lake import File
 from radops.errors import FileExistsInLakeError, FileNotInLakeError
 from radops.lake import DataLake
+from radops.lineage.naming import ADD_JOB
 from radops.objects import RUN_KEY, CreationState
 from radops.repair import repair
 from tests.conftest import MakeLake, process_env
@@ -521,6 +523,45 @@ def test_cli_download_of_nothing_fails_with_one_line(cli_env: dict[str, str]) ->
         run(cli_env, "datalake", "download", "ghost/", code=1)
     )
     assert "invalid uid" in error_line(run(cli_env, "datalake", "download", "a/../b/", code=1))
+
+
+@pytest.mark.parametrize("remote", ["directory"], indirect=True)
+def test_ctrl_c_during_a_bulk_add_takes_every_file_back(
+    lake: DataLake, make_lake: MakeLake, tmp_path: Path
+) -> None:
+    """Ctrl-C while the files upload: no new file starts, the ones uploading finish, then the
+    run is recorded as failed and every object it made is removed; the command exits 130."""
+    root = tmp_path / "tree"
+    contents = make_tree(root, 1500, size=512)
+    objects = Path(lake.store.url) / "interrupted"
+    add = subprocess.Popen(
+        [sys.executable, "-m", "radops", "datalake", "add", str(root), "--prefix", "interrupted"],
+        env=process_env(lake, transfer_threads="2"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while add.poll() is None and time.monotonic() < deadline:
+        if objects.is_dir() and any(objects.rglob("*.bin")):
+            break
+        time.sleep(0.002)
+    uploaded_at_signal = sum(1 for _ in objects.rglob("*.bin"))
+    add.send_signal(signal.SIGINT)
+    _, stderr = add.communicate(timeout=60)
+    assert 0 < uploaded_at_signal < len(contents), "the signal did not land mid-add"
+    assert add.returncode == 130, stderr
+    reader = make_lake("reader")
+    assert list(reader.files("interrupted/")) == []
+    reader.lineage.sync()
+    ends = [
+        event["eventType"]
+        for event in reader.lineage.index.events()
+        if event["job"]["name"].startswith(ADD_JOB) and event["eventType"] != "START"
+    ]
+    assert ends == ["FAIL"], ends
+    assert stderr.strip() == "interrupted"
+    assert not list(lake.settings.tmp_dir.glob("*.part"))
 
 
 @pytest.mark.parametrize("remote", ["directory"], indirect=True)  # the bar is the same on S3
