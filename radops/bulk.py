@@ -36,6 +36,7 @@ sha256). A file that fails does not stop the others; the first error is raised a
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import itertools
 import logging
@@ -45,9 +46,9 @@ import posixpath
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
@@ -387,9 +388,9 @@ def _upload(
 
     Each file is copied into local storage and uploaded by the same worker, so that copying
     some files overlaps uploading others. The runs are planned and started (their START
-    records) in a thread of their own meanwhile: building the first record loads the
-    OpenLineage client, a fifth of a second that the first copies need not wait for. No file
-    is uploaded before its run is started. Nothing is part of the lake before its run's
+    events) in a thread of their own while the first files are copied: building the first
+    event loads the OpenLineage client, about 0.2 s. No file is uploaded before its run is
+    started. Nothing is part of the lake before its run's
     COMPLETE record; on an error, what this call uploaded is removed (and runs already
     recorded are deleted, their deletion recorded).
     """
@@ -409,9 +410,7 @@ def _upload(
                 started.append(batch)
             return {each.uid: batch.creation.run_id for batch in started for each in batch.files}
 
-        planner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="radops-runs")
-        runs = planner.submit(start_runs)
-        planner.shutdown(wait=False)
+        runs = _beside(start_runs)
 
         def upload(each: _Staged) -> ObjectMeta:
             if not each.sha256:
@@ -431,14 +430,7 @@ def _upload(
                 wait([runs])  # the runs are all started (or failed to) before anything else
             # The COMPLETE records (thousands of outputs: a tenth of a second of Python) are
             # built while the copies are placed, and written once all are.
-            builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="radops-records")
-            built = [
-                builder.submit(
-                    lambda batch: lake.lineage.build(_completed(lake, batch), "COMPLETE"), batch
-                )
-                for batch in started
-            ]
-            builder.shutdown(wait=False)
+            built = [_beside(functools.partial(_complete_event, lake, batch)) for batch in started]
             try:
                 _keep_local(lake, staged, metas, threads)
             finally:
@@ -450,6 +442,20 @@ def _upload(
             _undo(lake, started, recorded, created, exc)
             raise
     return metas
+
+
+def _complete_event(lake: DataLake, batch: _Batch) -> dict[str, Any]:
+    """The COMPLETE event of ``batch``'s run, built, not recorded yet."""
+    return lake.lineage.build(_completed(lake, batch), "COMPLETE")
+
+
+def _beside(work: Callable[[], R]) -> Future[R]:
+    """``work()`` in a thread of its own; its result (or error) in the future returned."""
+    thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="radops-beside")
+    try:
+        return thread.submit(work)
+    finally:
+        thread.shutdown(wait=False)  # the thread ends once ``work`` returns
 
 
 def _keep_local(

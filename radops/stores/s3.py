@@ -889,8 +889,6 @@ def _parse_timestamp(value: str) -> datetime.datetime:
     ``2024-05-01T12:00:00.000Z`` directly; anything else (HTTP dates, epoch numbers, a time
     without a zone) still goes to botocore's own parser.
     """
-    from botocore.utils import parse_timestamp
-
     if isinstance(value, str) and len(value) > 10 and value[4] == "-" and value[10] == "T":
         try:
             parsed = datetime.datetime.fromisoformat(value)
@@ -899,6 +897,8 @@ def _parse_timestamp(value: str) -> datetime.datetime:
         else:
             if parsed.tzinfo is not None:
                 return parsed
+    from botocore.utils import parse_timestamp  # only for the other forms: once per listed time
+
     return parse_timestamp(value)
 
 
