@@ -36,6 +36,7 @@ sha256). A file that fails does not stop the others; the first error is raised a
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import gc
 import itertools
@@ -48,6 +49,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import attrs
@@ -91,14 +93,22 @@ class FilesProgress(Protocol):
         """One more file of the current phase is done."""
 
 
-def _begin(progress: Progress | None, phase: str, files: int, size: int | None) -> None:
+def _begin(
+    progress: Progress | None, phase: str, files: int, size: int | None
+) -> Callable[[], None]:
+    """Start ``phase`` on ``progress``; returns what to call as each file is done.
+
+    Whether ``progress`` counts files is asked here, once: a check against a runtime protocol
+    costs tens of microseconds, as much as a small file's copy.
+    """
     if isinstance(progress, FilesProgress):
         progress.begin(phase, files, size)
+        return progress.file_done
+    return _nothing
 
 
-def _file_done(progress: Progress | None) -> None:
-    if isinstance(progress, FilesProgress):
-        progress.file_done()
+def _nothing() -> None:
+    """Nothing to do: a plain byte progress does not count files, a freeze is not ours."""
 
 
 def run_all(
@@ -193,21 +203,22 @@ def add_files(
     repeated = sorted(uid for uid, count in Counter(uids).items() if count > 1)
     if repeated:
         raise ValueError(f"the same uid is given for several files: {', '.join(repeated[:_SHOWN])}")
-    for source, _ in pairs:
-        _check_source(source)
-    # Built here, once, before any thread asks for them.
+    sizes = [_source_size(source) for source, _ in pairs]
     lake.originator  # noqa: B018 - resolving it raises ConfigError before any work
-    lake.store.warm_up()
-    lake.lineage  # noqa: B018
     threads = lake.settings.transfer_threads
-    with _older_objects_left_alone():
+    with _older_objects_left_alone() as set_aside:
+        # Built here, once, before any thread asks for them.
+        lake.store.warm_up()
+        lake.lineage  # noqa: B018
         _clear_the_way(lake, uids, threads)
+        set_aside()  # boto3, loaded and given its models by the listing
         temps = lake.local.temp_paths(uids)
-        staged = [_Staged(src, uid, tmp) for (src, uid), tmp in zip(pairs, temps, strict=True)]
+        staged = [
+            _Staged(src, uid, tmp, size=size)
+            for (src, uid), tmp, size in zip(pairs, temps, sizes, strict=True)
+        ]
         metas: list[ObjectMeta] = []
         try:
-            for each in staged:
-                each.size = each.source.stat().st_size
             # A uid with a past may refuse other bytes (see DataLake._check_reuse): those few
             # are hashed and checked before anything is uploaded, so that a refusal leaves no
             # trace. The others are copied, hashed and uploaded in one go, file by file.
@@ -215,7 +226,7 @@ def add_files(
             run_all(threads, past, lambda each: _copy_and_hash(lake, each, move, None))
             for each in past:
                 lake._check_reuse(each.uid, each.sha256, delete_stale)
-            metas = _upload(lake, staged, threads, progress, move)
+            metas = _upload(lake, staged, threads, progress, move, set_aside)
         finally:
             if not metas:  # once added, every temp file is placed or removed already
                 for each in staged:
@@ -227,8 +238,9 @@ def add_files(
 
 
 @contextlib.contextmanager
-def _older_objects_left_alone() -> Iterator[None]:
-    """Keep the garbage collector to the objects made during the block.
+def _older_objects_left_alone() -> Iterator[Callable[[], None]]:
+    """Keep the garbage collector to the objects made during the block; yields what sets
+    aside the objects made so far too (modules loaded midway, such as the OpenLineage client).
 
     A bulk transfer makes a few objects per file; each full collection they trigger would also
     walk every object of the modules loaded before (botocore's models, openlineage's classes):
@@ -237,21 +249,27 @@ def _older_objects_left_alone() -> Iterator[None]:
     objects itself, or another transfer already did.
     """
     if gc.get_freeze_count():
-        yield
+        yield _nothing
         return
     gc.freeze()
     try:
-        yield
+        yield gc.freeze
     finally:
         gc.unfreeze()
 
 
-def _check_source(source: Path) -> None:
-    if not source.is_file():
-        if not source.exists():
-            broken = " (a symbolic link to nothing)" if source.is_symlink() else ""
-            raise FileNotFoundError(f"{source} does not exist{broken}")
+def _source_size(source: Path) -> int:
+    """The size of ``source``, which must be a regular file (one stat, symlinks followed)."""
+    try:
+        status = source.stat()
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+            raise
+        broken = " (a symbolic link to nothing)" if source.is_symlink() else ""
+        raise FileNotFoundError(f"{source} does not exist{broken}") from None
+    if not S_ISREG(status.st_mode):
         raise FileNotFoundError(f"{source} is not a regular file")
+    return status.st_size
 
 
 def _copy_and_hash(lake: DataLake, each: _Staged, move: bool, progress: Progress | None) -> None:
@@ -298,7 +316,7 @@ def _clear_the_way(lake: DataLake, uids: list[str], threads: int) -> None:
             f"{len(taken)} of the files already exist in the data lake ({shown}): nothing added"
         )
     with lake.local.batched():  # the files' folders are resolved once each, not once a file
-        local = [uid for uid in uids if lake.exists_locally(uid)]
+        local = lake.local.held(uids)
     if local:
         shown = ", ".join(local[:_SHOWN]) + (", ..." if len(local) > _SHOWN else "")
         raise FileExistsInLakeError(
@@ -381,7 +399,12 @@ def _completed(lake: DataLake, batch: _Batch) -> Creation:
 
 
 def _upload(
-    lake: DataLake, staged: list[_Staged], threads: int, progress: Progress | None, move: bool
+    lake: DataLake,
+    staged: list[_Staged],
+    threads: int,
+    progress: Progress | None,
+    move: bool,
+    set_aside: Callable[[], None],
 ) -> list[ObjectMeta]:
     """Copy, hash and upload every file of ``staged`` (each object carrying its run's id),
     place the local copies, then record the runs.
@@ -399,7 +422,7 @@ def _upload(
     started: list[_Batch] = []
     created: list[str] = []
     recorded: list[_Batch] = []
-    _begin(progress, "uploading", len(staged), sum(each.size for each in staged))
+    file_done = _begin(progress, "uploading", len(staged), sum(each.size for each in staged))
 
     with contextlib.ExitStack() as running:
 
@@ -408,6 +431,7 @@ def _upload(
                 running.enter_context(writers.running(batch.creation.run_id))
                 lake.lineage.emit(batch.creation, "START")
                 started.append(batch)
+            set_aside()  # the OpenLineage client, loaded by the first event
             return {each.uid: batch.creation.run_id for batch in started for each in batch.files}
 
         runs = _beside(start_runs)
@@ -420,7 +444,7 @@ def _upload(
                 each.uid, each.tmp, each.sha256, metadata={RUN_KEY: run_id}, progress=progress
             )
             created.append(each.uid)
-            _file_done(progress)
+            file_done()
             return meta
 
         try:
@@ -476,7 +500,9 @@ def _keep_local(
         lake.keep_local(each.uid, each.tmp, each.sha256, meta, flushing)
 
     with lake.local.batched():
-        run_all(threads, list(zip(files, metas, strict=True)), keep)
+        # Placing a flushed file is a few calls on its metadata: threads would only contend
+        # (for the GIL and the lock of local storage). Unflushed ones wait for their fsyncs.
+        run_all(1 if flushed else threads, list(zip(files, metas, strict=True)), keep)
 
 
 def _undo(
@@ -532,8 +558,8 @@ def fetch(
         FileNotInLakeError: nothing is under the prefix, or a uid is not in the lake.
         IntegrityError: a file is corrupted in the lake (the others are fetched first).
     """
-    lake.store.warm_up()  # built here, once, before any thread asks for it
     with _older_objects_left_alone():
+        lake.store.warm_up()  # built here, once, before any thread asks for it
         return _fetch_listed(lake, uids_or_prefix, progress)
 
 
@@ -577,7 +603,7 @@ def _fetch(lake: DataLake, sizes: dict[str, int | None], progress: Progress | No
     missing = [uid for uid in wanted if uid not in paths]
     known = [sizes[uid] for uid in missing]
     total = None if any(size is None for size in known) else sum(s or 0 for s in known)
-    _begin(progress, "downloading", len(missing), total)
+    file_done = _begin(progress, "downloading", len(missing), total)
     moved = [0]
     lock = threading.Lock()
 
@@ -592,7 +618,7 @@ def _fetch(lake: DataLake, sizes: dict[str, int | None], progress: Progress | No
             return None
         with lock:
             moved[0] += path.stat().st_size
-        _file_done(progress)
+        file_done()
         return path
 
     fetched = run_all(lake.settings.transfer_threads, missing, download)

@@ -178,6 +178,7 @@ class LocalStorage:
         self._batching = 0
         self._pending: dict[str, tuple[str, str, int, int, int, str | None]] = {}
         self._safe_folders: set[str] = set()  # resolved inside the root during the batch
+        self._made_folders: set[Path] = set()  # created (or found) during the batch
         self._reading: Counter[str] = Counter()
         self._real_root: str | None = None
         self._root_dev: int | None = None  # st_dev of the resolved root
@@ -391,6 +392,7 @@ class LocalStorage:
                 self._batching -= 1
                 if not self._batching:
                     self._safe_folders.clear()
+                    self._made_folders.clear()
                     with self._sql("record placed files"):
                         self._write_pending()
 
@@ -432,6 +434,25 @@ class LocalStorage:
     def stat(self, uid: str) -> os.stat_result | None:
         """``os.stat`` of the cached file, or None if it is not in local storage."""
         return self.stat_path(self.path(uid))
+
+    def held(self, uids: Sequence[str]) -> list[str]:
+        """Those of ``uids`` that local storage has a file for (see :meth:`stat`), in order.
+
+        A folder that does not exist holds none of its uids: it is looked up once, not once
+        per uid (a bulk add checks thousands of new uids, mostly in new folders).
+        """
+        absent: set[str] = set()
+        found: list[str] = []
+        for uid in uids:
+            folder = uid.rpartition("/")[0]
+            if folder in absent:
+                continue
+            path = self.path(uid)
+            if self.stat_path(path) is not None:
+                found.append(uid)
+            elif folder and not path.parent.is_dir():
+                absent.add(folder)
+        return found
 
     def stat_path(self, path: Path) -> os.stat_result | None:
         """``os.stat`` of ``path`` (from :meth:`path`), or None if there is no such file.
@@ -484,7 +505,11 @@ class LocalStorage:
             # file system with coarse timestamps, then always changes the fingerprint.
             now = time.time_ns()
             os.utime(tmp, ns=(now, now - _MTIME_BACKDATE_NS))
-            make_private_dir(final.parent)
+            known = final.parent in self._made_folders
+            if not known:
+                make_private_dir(final.parent)
+                if self._batching:  # a bulk transfer places many files in each folder
+                    self._made_folders.add(final.parent)
         except OSError as exc:
             self.discard(tmp)
             raise self._placing_error(exc, uid) from exc
@@ -493,7 +518,15 @@ class LocalStorage:
         # lock: threads placing many files at once (bulk transfers) waited for each other.
         with self._lock:
             try:
-                os.replace(tmp, final)
+                try:
+                    os.replace(tmp, final)
+                except FileNotFoundError:
+                    if not known:
+                        raise
+                    # The folder was removed since (its last file deleted): made again.
+                    self._made_folders.discard(final.parent)
+                    make_private_dir(final.parent)
+                    os.replace(tmp, final)
                 stat = final.stat()
             except OSError as exc:
                 self.discard(tmp)

@@ -166,6 +166,71 @@ def test_add_files_refuses_all_if_any_uid_is_taken(
     assert [meta.key for meta in lake.files()] == [f"bulk/{first}"]
 
 
+@pytest.mark.parametrize("remote", ["directory"], indirect=True)
+@pytest.mark.parametrize(
+    ("make_bad", "message"),
+    [
+        (lambda path: None, "does not exist"),
+        (lambda path: path.mkdir(), "is not a regular file"),
+        (
+            lambda path: path.symlink_to(path.parent / "nowhere"),
+            "does not exist (a symbolic link to nothing)",
+        ),
+    ],
+    ids=["missing", "a folder", "a broken link"],
+)
+def test_add_files_refuses_all_if_any_source_is_not_a_file(
+    lake: DataLake, tree: tuple[Path, dict[str, bytes]], make_bad: Any, message: str
+) -> None:
+    """Every source is checked before anything is copied: one bad one adds nothing."""
+    root, contents = tree
+    bad = root / "bad.bin"
+    make_bad(bad)
+    given = [*pairs(root, contents, "bulk"), (bad, "bulk/bad.bin")]
+    with pytest.raises(FileNotFoundError) as raised:
+        lake.add_files(given)
+    assert str(raised.value) == f"{bad} {message}"
+    assert list(lake.files()) == []
+    assert not any(lake.exists_locally(uid) for _, uid in given)
+
+
+@pytest.mark.parametrize("remote", ["directory"], indirect=True)
+def test_local_storage_says_which_uids_it_holds_as_one_at_a_time_would(
+    lake: DataLake, tree: tuple[Path, dict[str, bytes]]
+) -> None:
+    """The folder-at-a-time check of a bulk add answers what a check of each uid answers."""
+    root, contents = tree
+    kept = sorted(contents)[1:5]  # the first uid asked of their folder is not held
+    lake.add_files([(root / rel, f"held/{rel}") for rel in kept])
+    lake.add_file(root / kept[0], "top.bin")
+    asked = [
+        *(f"held/{rel}" for rel in sorted(contents)),  # a few held, most not, same folders
+        "top.bin",
+        "nowhere/deep/f.bin",
+        "nowhere/g.bin",
+        "top.bin/under-a-file.bin",
+        "absent.bin",
+    ]
+    held = lake.local.held(asked)
+    assert held == [uid for uid in asked if lake.exists_locally(uid)]
+    assert held == [*(f"held/{rel}" for rel in kept), "top.bin"]
+
+
+@pytest.mark.parametrize("remote", ["directory"], indirect=True)
+def test_a_folder_removed_while_files_are_placed_in_bulk_is_made_again(lake: DataLake) -> None:
+    """A bulk transfer makes each folder of local storage once; if the folder goes meanwhile
+    (its last file removed), the next file placed there makes it again."""
+    sha256 = hashlib.sha256(b"x").hexdigest()
+    with lake.local.batched():
+        for name in ("a.bin", "b.bin"):
+            tmp = lake.local.temp_path(name)
+            tmp.write_bytes(b"x")
+            placed = lake.local.place(tmp, f"folder/{name}", sha256, None)
+            assert placed.read_bytes() == b"x"
+            lake.local.remove(f"folder/{name}")  # the folder's last file: the folder goes too
+            assert not placed.parent.exists()
+
+
 def test_an_upload_lost_midway_takes_back_every_file_of_the_add(
     make_lake: MakeLake, tree: tuple[Path, dict[str, bytes]]
 ) -> None:
@@ -235,14 +300,25 @@ def test_bulk_transfers_set_older_objects_aside_from_the_collector_and_hand_them
     lake: DataLake, tmp_path: Path
 ) -> None:
     """During a bulk add or fetch the collector leaves alone the objects made before it (a
-    full collection would walk every loaded module's, thousands of times); afterwards they
-    are the collector's again. A program that froze objects itself keeps its freeze."""
+    full collection would walk every loaded module's, thousands of times), and those the add
+    made before its files are uploaded (the run and its START event, and the OpenLineage
+    client the first time); afterwards they are the collector's again. A program that froze
+    objects itself keeps its freeze."""
     root, contents = tmp_path / "t", make_tree(tmp_path / "t", 6)
     during: list[int] = []
-    progress = Tally(on_begin=lambda phase: during.append(gc.get_freeze_count()))
+    per_file: list[int] = []
+
+    class Watch(Tally):
+        def file_done(self) -> None:
+            per_file.append(gc.get_freeze_count())
+            super().file_done()
+
+    progress = Watch(on_begin=lambda phase: during.append(gc.get_freeze_count()))
     assert gc.get_freeze_count() == 0
     lake.add_files(pairs(root, contents, "gc"), progress=progress)
     assert gc.get_freeze_count() == 0
+    assert len(per_file) == len(contents) and min(per_file) > during[0], (during, per_file)
+    per_file.clear()
     for uid in [f"gc/{rel}" for rel in contents]:
         lake.local.remove(uid)
     lake.prefetch("gc/", progress=progress)
