@@ -334,7 +334,9 @@ def _in_the_lake(lake: DataLake, uids: list[str], threads: int) -> list[str]:
         found = run_all(threads, uids, lake.head)
         return [uid for uid, meta in zip(uids, found, strict=True) if meta is not None]
     wanted = set(uids)
-    return [meta.key for meta in lake.store.list(f"{folder}/") if meta.key in wanted]
+    # A dict: a folder marker "uid/" may be listed as "uid" beside the uid itself (see
+    # ObjectStore.keys); the caller's HEAD tells which exist.
+    return list(dict.fromkeys(key for key in lake.store.keys(f"{folder}/") if key in wanted))
 
 
 def _batches(lake: DataLake, staged: list[_Staged], move: bool) -> list[_Batch]:

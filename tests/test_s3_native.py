@@ -94,9 +94,57 @@ def test_boto3_redoes_what_the_fast_path_cannot(
 
     store.put_new(src, "k.txt", sha256=sha256)
     read = store.get("k.txt", tmp_path / "read.txt")
+    store.put_record("r/2026-12-04/one", b"record")
 
     assert (tmp_path / "read.txt").read_bytes() == b"small\n"
     assert read.sha256 == sha256
+    assert list(store.keys("")) == ["k.txt"]
+    assert store.list_record_folders("r/") == ("2026-12-04",)
+    assert list(store.list_records("r/2026-12-04/")) == ["r/2026-12-04/one"]
+    assert store.get_record("r/2026-12-04/one") == b"record"
+
+
+def test_a_bulk_add_s_listings_and_records_go_through_the_fast_path(
+    seaweed: SeaweedServer, url: str, tmp_path: Path, closed_endpoint: str
+) -> None:
+    """Which keys are under a folder, which records are new, and writing a record need no
+    boto3, and answer as boto3 does: any uid, records after a given one. Only a folder marker
+    (a key ending in '/', never a uid) is named without its '/'."""
+    plain = store_at(seaweed, url, native=False)  # boto3 alone: the reference
+    fast = without_boto3(store_at(seaweed, url), closed_endpoint)
+    uids = ["f/a b.txt", "f/café ☕.bin", "f/100%.csv", "f/a+b", "f/sub/x.bin"]
+    for uid in uids:
+        src, sha256 = file_of(tmp_path, uid.encode())
+        plain.put_new(src, uid, sha256=sha256)
+    plain.client.put_object(Bucket="lake", Key=f"{plain.prefix}f/marker/", Body=b"")
+    plain.put_record("f/not-a-uid-but-a-record", b"{}")  # records are never keys
+
+    assert sorted(plain.keys("f/")) == sorted([*uids, "f/marker/"])
+    assert sorted(fast.keys("f/")) == sorted([*uids, "f/marker"])
+    assert list(fast.keys("g/")) == []
+
+    for name, data in [("d/2026-12-01/r1", b"one"), ("d/2026-12-02/r2", b"two")]:
+        fast.put_record(name, data)
+    plain.put_record("d/2026-12-02/r3", b"three")
+    assert fast.list_record_folders("d/") == plain.list_record_folders("d/")
+    assert fast.list_record_folders("d/") == ("2026-12-01", "2026-12-02")
+    after = ("d/2026-12-02/", "d/2026-12-02/r2")
+    assert list(fast.list_records(*after)) == list(plain.list_records(*after))
+    assert list(fast.list_records(*after)) == ["d/2026-12-02/r3"]
+    assert list(fast.list_records("d/2026-12-01/")) == ["d/2026-12-01/r1"]
+    assert plain.get_record("d/2026-12-02/r2") == b"two"
+
+
+def test_a_record_is_created_once(seaweed: SeaweedServer, url: str) -> None:
+    """The same bytes again are taken for this writer's own write, retried after its answer
+    was lost; other bytes under the same name are refused, through either client."""
+    for store in (store_at(seaweed, url), store_at(seaweed, url, native=False)):
+        name = f"once/{'fast' if store.native else 'boto3'}"
+        store.put_record(name, b"first")
+        store.put_record(name, b"first")
+        with pytest.raises(FileExistsInLakeError, match="already exists"):
+            store.put_record(name, b"second")
+        assert store.get_record(name) == b"first"
 
 
 def test_the_fast_create_is_conditional(seaweed: SeaweedServer, url: str, tmp_path: Path) -> None:

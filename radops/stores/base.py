@@ -123,6 +123,13 @@ class ObjectStore(Protocol):
         """
         ...
 
+    def keys(self, folder: str) -> Iterator[str]:
+        """The keys under ``folder`` (ending in '/'), radops' records excluded: :meth:`list`
+        without the metadata, which some stores answer faster (a bulk add asks which of its
+        uids are taken). A key that ends in '/' (a folder marker, never a uid) may be named
+        without its '/': confirm with :meth:`head` what must exist."""
+        ...
+
     def delete(self, key: str) -> None:
         """Remove ``key``; missing keys are ignored."""
         ...

@@ -389,6 +389,9 @@ class DirectoryStore:
                     key, entry.stat(follow_symlinks=False), with_record=False
                 )
 
+    def keys(self, folder: str) -> Iterator[str]:
+        return (meta.key for meta in self.list(folder))
+
     def delete(self, key: str) -> None:
         data_path = self._data_path(key)
         try:

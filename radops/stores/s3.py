@@ -559,9 +559,13 @@ class S3Store:
 
     @property
     def native(self) -> NativeS3 | None:
-        """The fast path for small objects, or None (not wanted, or not available here)."""
-        if self._native_wanted:
-            self.client  # noqa: B018 - built with the client
+        """The fast path, or None (not wanted, or not available here)."""
+        if self._native_wanted and not self._native_tried:
+            if self.endpoint_url:
+                with self._building:  # its own: an add of new files never needs boto3's client
+                    self._build_native()
+            else:
+                self.client  # noqa: B018 - where boto3 sends is known once its client is built
         return self._native
 
     def _own_object(self, key: str, sha256: str, metadata: Mapping[str, str]) -> ObjectMeta | None:
@@ -773,6 +777,20 @@ class S3Store:
         except BotoCoreError as exc:
             raise self._fail("list", repr(prefix) if prefix else "the lake", exc) from exc
 
+    def keys(self, folder: str) -> Iterator[str]:
+        native = self.native
+        if native is not None:
+            try:
+                listed = native.keys(self.prefix + folder)
+            except Unsettled as exc:
+                _redo("listing", folder, exc)
+            else:
+                reserved = self.prefix + RESERVED_PREFIX + "/"
+                return iter(
+                    [key[len(self.prefix) :] for key in listed if not key.startswith(reserved)]
+                )
+        return (meta.key for meta in self.list(folder))
+
     def delete(self, key: str) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -788,20 +806,35 @@ class S3Store:
         return f"{self.prefix}{RESERVED_PREFIX}/{validate_uid(name)}"
 
     def put_record(self, name: str, data: bytes) -> None:
+        refusal = self._create_record(name, data)
+        if refusal is None or self.get_record(name) == data:
+            return  # written; or our own write, retried after its answer was lost
+        raise FileExistsInLakeError(f"record {name!r} already exists in {self.url}") from refusal
+
+    def _create_record(self, name: str, data: bytes) -> Exception | None:
+        """Create the record ``name`` (the fast path first); the refusal if it exists."""
         from botocore.exceptions import BotoCoreError, ClientError
 
+        key = self._record_key(name)
+        native = self.native
+        if native is not None:
+            try:
+                native.put_bytes_new(key, data)
+            except AlreadyExists as exc:
+                return exc
+            except Unsettled as exc:
+                _redo("record write", name, exc)
+            else:
+                return None
         try:
-            self.client.put_object(Bucket=self.bucket, Key=self._record_key(name), Body=data)
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
         except ClientError as exc:
             if _error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-                if self.get_record(name) == data:
-                    return  # our own write, retried after its answer was lost
-                raise FileExistsInLakeError(
-                    f"record {name!r} already exists in {self.url}"
-                ) from exc
+                return exc
             raise self._fail("write record", name, exc) from exc
         except BotoCoreError as exc:
             raise self._fail("write record", name, exc) from exc
+        return None
 
     def get_record(self, name: str, max_bytes: int | None = None) -> bytes | None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -833,6 +866,15 @@ class S3Store:
         from botocore.exceptions import BotoCoreError, ClientError
 
         base = f"{self.prefix}{RESERVED_PREFIX}/"
+        native = self.native
+        if native is not None:
+            try:
+                listed = native.keys(base + prefix, base + start_after if start_after else "")
+            except Unsettled as exc:
+                _redo("listing", prefix, exc)
+            else:
+                yield from (key[len(base) :] for key in listed if key[len(base) :] > start_after)
+                return
         options: dict[str, Any] = {"Bucket": self.bucket, "Prefix": base + prefix}
         if start_after:
             options["StartAfter"] = base + start_after
@@ -849,6 +891,12 @@ class S3Store:
         from botocore.exceptions import BotoCoreError, ClientError
 
         base = f"{self.prefix}{RESERVED_PREFIX}/{prefix}"
+        native = self.native
+        if native is not None:
+            try:
+                return tuple(sorted(native.folders(base)))
+            except Unsettled as exc:
+                _redo("listing", prefix, exc)
         folders: list[str] = []
         try:
             paginator = self.client.get_paginator("list_objects_v2")

@@ -1,4 +1,5 @@
-"""The fast path of :class:`~radops.stores.s3.S3Store` for objects below the multipart size.
+"""The fast path of :class:`~radops.stores.s3.S3Store`: objects below the multipart size,
+radops' records, and the listings of a bulk add (which keys exist, which records are new).
 
 botocore spends about a millisecond of Python per request (its event hooks, endpoint rules,
 serialisers and parsers) and holds the interpreter lock meanwhile: for a folder of thousands
@@ -134,6 +135,56 @@ class NativeS3:
                 log.debug("warming up the fast path failed (%s)", type(exc).__name__)
 
         threading.Thread(target=first_request, name="radops-warm-up", daemon=True).start()
+
+    def keys(self, prefix: str, offset: str = "") -> list[str]:
+        """Every key under the folder ``prefix`` (ending in '/'), after ``offset`` if given.
+
+        A key that ends in '/' (a folder marker, never a uid or a record) comes without its
+        '/': object_store drops it. Listed whole before it returns, so that a failure midway
+        is redone from the start, not resumed.
+
+        Raises:
+            Unsettled: any failure, for the caller to list again with boto3.
+        """
+        import obstore
+
+        try:
+            listing = obstore.list(self._store, prefix, offset=offset or None, chunk_size=1000)
+            return [meta["path"] for chunk in listing for meta in chunk]
+        except Exception as exc:
+            raise Unsettled(type(exc).__name__) from exc
+
+    def folders(self, prefix: str) -> list[str]:
+        """The names of the folders directly under the folder ``prefix`` (ending in '/'),
+        without their '/'.
+
+        Raises:
+            Unsettled: any failure, for the caller to list again with boto3.
+        """
+        import obstore
+
+        try:
+            found = obstore.list_with_delimiter(self._store, prefix)["common_prefixes"]
+        except Exception as exc:
+            raise Unsettled(type(exc).__name__) from exc
+        return [folder.rstrip("/")[len(prefix) :] for folder in found]
+
+    def put_bytes_new(self, key: str, data: bytes) -> None:
+        """Create ``key`` with ``data`` unless it exists.
+
+        Raises:
+            AlreadyExists: an object is at ``key`` (it may be this very write's, see above).
+            Unsettled: anything else, for the caller to redo with boto3.
+        """
+        import obstore
+        from obstore.exceptions import AlreadyExistsError, PreconditionError
+
+        try:
+            obstore.put(self._store, key, data, mode="create", use_multipart=False)
+        except (AlreadyExistsError, PreconditionError) as exc:
+            raise AlreadyExists(key) from exc
+        except Exception as exc:
+            raise Unsettled(type(exc).__name__) from exc
 
     def put_new(self, key: str, src: Path, metadata: Mapping[str, str]) -> str | None:
         """Create ``key`` from the file ``src`` unless it exists; its ETag.
