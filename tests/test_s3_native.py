@@ -45,7 +45,7 @@ def file_of(tmp_path: Path, data: bytes, name: str = "src.bin") -> tuple[Path, s
 
 def without_boto3(store: S3Store, closed_endpoint: str) -> S3Store:
     """``store`` with its fast path as built, and a boto3 client that reaches nothing."""
-    assert store.native is not None  # built with the client, against the real server
+    assert store.native is not None  # built against the real server, before boto3's client
     store._client = boto3.session.Session().client(
         "s3",
         endpoint_url=closed_endpoint,
