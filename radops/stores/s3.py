@@ -873,7 +873,8 @@ class S3Store:
             except Unsettled as exc:
                 _redo("listing", prefix, exc)
             else:
-                yield from (key[len(base) :] for key in listed if key[len(base) :] > start_after)
+                names = (key[len(base) :] for key in listed)
+                yield from (name for name in names if name > start_after)
                 return
         options: dict[str, Any] = {"Bucket": self.bucket, "Prefix": base + prefix}
         if start_after:
